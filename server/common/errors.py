@@ -1,0 +1,124 @@
+"""Service errors that carry a gRPC status code and an optional Temporal error detail.
+
+Every service raises these (never bare exceptions for client mistakes). The gRPC edge turns them into a
+``google.rpc.Status`` with the detail packed as the first ``Any``; internal gRPC clients turn them back, so an
+in-process call and a cross-process call fail the same way.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf.message import Message
+from temporalio.api.errordetails.v1 import message_pb2 as errordetails
+
+
+class ServiceError(Exception):
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str, detail: Message | None = None, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code.name}: {self.message})"
+
+
+class InvalidArgument(ServiceError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(ServiceError):
+    code = grpc.StatusCode.NOT_FOUND
+
+    def __init__(self, message: str, detail: Message | None = None) -> None:
+        super().__init__(message, detail if detail is not None else errordetails.NotFoundFailure())
+
+
+class NamespaceNotFound(ServiceError):
+    code = grpc.StatusCode.NOT_FOUND
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(
+            f"Namespace {namespace} is not found.", errordetails.NamespaceNotFoundFailure(namespace=namespace)
+        )
+
+
+class AlreadyExists(ServiceError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPrecondition(ServiceError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class ResourceExhausted(ServiceError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unavailable(ServiceError):
+    """Retryable: e.g. a shard is moving between hosts."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class Internal(ServiceError):
+    code = grpc.StatusCode.INTERNAL
+
+
+class Unimplemented(ServiceError):
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
+class DeadlineExceeded(ServiceError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class ShardOwnershipLost(Unavailable):
+    """The shard's range_id moved on: another host owns it now. The caller drops the shard."""
+
+    def __init__(self, shard_id: int, message: str = "") -> None:
+        super().__init__(message or f"Shard {shard_id} ownership lost", errordetails.ShardOwnershipLostFailure())
+        self.shard_id = shard_id
+
+
+class ConditionFailed(ServiceError):
+    """Optimistic-concurrency conflict in persistence (expected version/next_event_id did not match)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class CurrentRunConflict(ServiceError):
+    """Creating a run lost the compare-and-swap on the current-run row."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+    def __init__(self, message: str, current_run_id: str, request_id: str, state: int, status: int) -> None:
+        super().__init__(message)
+        self.current_run_id = current_run_id
+        self.request_id = request_id
+        self.state = state
+        self.status = status
+
+
+# Detail type name -> class, used to rebuild errors from a google.rpc.Status received over gRPC.
+DETAIL_TYPES: dict[str, type[Message]] = {
+    cls.DESCRIPTOR.full_name: cls
+    for cls in (
+        errordetails.NotFoundFailure,
+        errordetails.NamespaceNotFoundFailure,
+        errordetails.NamespaceAlreadyExistsFailure,
+        errordetails.WorkflowExecutionAlreadyStartedFailure,
+        errordetails.QueryFailedFailure,
+        errordetails.WorkflowNotReadyFailure,
+        errordetails.ResourceExhaustedFailure,
+        errordetails.ShardOwnershipLostFailure,
+        errordetails.PermissionDeniedFailure,
+        errordetails.ClientVersionNotSupportedFailure,
+        errordetails.NamespaceInvalidStateFailure,
+        errordetails.SystemWorkflowFailure,
+        errordetails.CancellationAlreadyRequestedFailure,
+    )
+}

@@ -76,11 +76,16 @@ class DeadlineExceeded(ServiceError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+SHARD_OWNERSHIP_LOST_PREFIX = "shard ownership lost"
+
+
 class ShardOwnershipLost(Unavailable):
     """The shard's range_id moved on: another host owns it now. The caller drops the shard."""
 
     def __init__(self, shard_id: int, message: str = "") -> None:
-        super().__init__(message or f"Shard {shard_id} ownership lost", errordetails.ShardOwnershipLostFailure())
+        # Temporal's ShardOwnershipLostFailure detail is server-internal (not in the public API); the message
+        # prefix is what routers look for when they retry on the new owner.
+        super().__init__(message or f"{SHARD_OWNERSHIP_LOST_PREFIX}: shard {shard_id}")
         self.shard_id = shard_id
 
 
@@ -114,7 +119,9 @@ DETAIL_TYPES: dict[str, type[Message]] = {
         errordetails.QueryFailedFailure,
         errordetails.WorkflowNotReadyFailure,
         errordetails.ResourceExhaustedFailure,
-        errordetails.ShardOwnershipLostFailure,
+        errordetails.NamespaceNotActiveFailure,
+        errordetails.NamespaceUnavailableFailure,
+        errordetails.MultiOperationExecutionFailure,
         errordetails.PermissionDeniedFailure,
         errordetails.ClientVersionNotSupportedFailure,
         errordetails.NamespaceInvalidStateFailure,
@@ -122,3 +129,36 @@ DETAIL_TYPES: dict[str, type[Message]] = {
         errordetails.CancellationAlreadyRequestedFailure,
     )
 }
+
+
+_CLASS_BY_CODE: dict[grpc.StatusCode, type[ServiceError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        AlreadyExists,
+        FailedPrecondition,
+        ResourceExhausted,
+        Unavailable,
+        Internal,
+        Unimplemented,
+        DeadlineExceeded,
+    )
+}
+
+
+def error_from_status(code: grpc.StatusCode, message: str, detail: Message | None) -> ServiceError:
+    """Rebuild the ServiceError subclass for a status received over gRPC, so ``except FailedPrecondition``
+    works the same across processes as in one process."""
+    if code == grpc.StatusCode.NOT_FOUND and isinstance(detail, errordetails.NamespaceNotFoundFailure):
+        cls: type[ServiceError] = NamespaceNotFound
+    elif code == grpc.StatusCode.UNAVAILABLE and message.startswith(SHARD_OWNERSHIP_LOST_PREFIX):
+        cls = ShardOwnershipLost
+    else:
+        cls = _CLASS_BY_CODE.get(code, ServiceError)
+    err = cls.__new__(cls)
+    ServiceError.__init__(err, message, detail, code=code)
+    if isinstance(err, ShardOwnershipLost):
+        tail = message.rsplit(" ", 1)[-1]
+        err.shard_id = int(tail) if tail.isdigit() else 0
+    return err

@@ -15,6 +15,7 @@ empty answer before the caller gives up. Handlers raise ``ServiceError`` for any
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,9 +28,24 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
-from server.common.errors import DETAIL_TYPES, ServiceError
+from server.common.errors import DETAIL_TYPES, ServiceError, error_from_status
 
 log = structlog.get_logger("durata.rpc")
+
+# Metadata of the incoming gRPC call being handled (key, value) pairs; empty for in-process calls. Lets a handler
+# read headers such as ``client-name`` without changing the handler signature.
+request_metadata: contextvars.ContextVar[tuple[tuple[str, str | bytes], ...]] = contextvars.ContextVar(
+    "durata_request_metadata", default=()
+)
+
+
+def request_header(name: str) -> str:
+    """Value of a text header of the current incoming gRPC call ('' if absent or in-process)."""
+    for key, value in request_metadata.get():
+        if key == name and isinstance(value, str):
+            return value
+    return ""
+
 
 # Observers called after each handled RPC: (service, method, status_code_name, seconds). Metrics hook in here.
 RpcObserver = Callable[[str, str, str, float], None]
@@ -63,7 +79,7 @@ def status_to_error(err: grpc.aio.AioRpcError) -> ServiceError:
         if cls is not None:
             detail = cls()
             first.Unpack(detail)
-    return ServiceError(err.details() or "", detail, code=err.code())
+    return error_from_status(err.code(), err.details() or "", detail)
 
 
 def _deadline_from_context(context: grpc.aio.ServicerContext) -> float | None:
@@ -75,6 +91,7 @@ def _make_method(service: str, name: str, handler_method: Callable[..., Awaitabl
     async def method(request: Any, context: grpc.aio.ServicerContext) -> Any:
         start = time.perf_counter()
         code = "OK"
+        md_token = request_metadata.set(tuple(context.invocation_metadata() or ()))
         try:
             return await handler_method(request, deadline=_deadline_from_context(context))
         except ServiceError as err:
@@ -91,6 +108,7 @@ def _make_method(service: str, name: str, handler_method: Callable[..., Awaitabl
                 )
             )
         finally:
+            request_metadata.reset(md_token)
             _observe(service, name, code, time.perf_counter() - start)
 
     return method

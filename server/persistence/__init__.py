@@ -1,0 +1,1 @@
+"""Persistence: store protocols (interface.py) and their SQLite / PostgreSQL implementations."""

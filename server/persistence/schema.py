@@ -1,0 +1,212 @@
+"""The database schema, defined once as SQLAlchemy Core metadata.
+
+Both backends use it: Alembic migrations are checked against it (tests/persistence/test_schema.py), and the
+stores issue hand-written SQL against these table and column names. Conventions that keep SQLite and
+PostgreSQL behaving identically:
+
+- every timestamp is a BIGINT of microseconds since the Unix epoch (UTC); no timezone or precision surprises;
+- blobs are ``LargeBinary`` (BYTEA / BLOB) holding serialized protobuf;
+- ids (namespace, workflow, run) are TEXT.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Unnamed primary keys get a stable name, matching the migrations.
+metadata = MetaData(naming_convention={"pk": "pk_%(table_name)s"})
+
+namespaces = Table(
+    "namespaces",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("notification_version", BigInteger, nullable=False),
+    UniqueConstraint("name", name="uq_namespaces_name"),
+)
+
+cluster_metadata = Table(
+    "cluster_metadata",
+    metadata,
+    # Always 1: a single row, so "first writer wins" is an insert-if-absent on the primary key.
+    Column("metadata_partition", Integer, primary_key=True, autoincrement=False),
+    Column("cluster_name", Text, nullable=False),
+    Column("num_history_shards", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+shards = Table(
+    "shards",
+    metadata,
+    Column("shard_id", Integer, primary_key=True, autoincrement=False),
+    Column("range_id", BigInteger, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("shard_id", Integer, nullable=False),
+    Column("namespace_id", Text, nullable=False),
+    Column("workflow_id", Text, nullable=False),
+    Column("run_id", Text, nullable=False),
+    Column("next_event_id", BigInteger, nullable=False),
+    Column("db_record_version", BigInteger, nullable=False),
+    Column("state", Integer, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("shard_id", "namespace_id", "workflow_id", "run_id", name="pk_executions"),
+)
+
+current_executions = Table(
+    "current_executions",
+    metadata,
+    Column("shard_id", Integer, nullable=False),
+    Column("namespace_id", Text, nullable=False),
+    Column("workflow_id", Text, nullable=False),
+    Column("run_id", Text, nullable=False),
+    Column("create_request_id", Text, nullable=False),
+    Column("state", Integer, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("start_time", BigInteger, nullable=True),
+    PrimaryKeyConstraint("shard_id", "namespace_id", "workflow_id", name="pk_current_executions"),
+)
+
+history_node = Table(
+    "history_node",
+    metadata,
+    Column("shard_id", Integer, nullable=False),
+    Column("namespace_id", Text, nullable=False),
+    Column("workflow_id", Text, nullable=False),
+    Column("run_id", Text, nullable=False),
+    Column("first_event_id", BigInteger, nullable=False),
+    Column("txn_id", BigInteger, nullable=False),
+    Column("last_event_id", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint(
+        "shard_id",
+        "namespace_id",
+        "workflow_id",
+        "run_id",
+        "first_event_id",
+        "txn_id",
+        name="pk_history_node",
+    ),
+)
+
+history_tasks = Table(
+    "history_tasks",
+    metadata,
+    Column("shard_id", Integer, nullable=False),
+    Column("category", Integer, nullable=False),
+    Column("task_id", BigInteger, nullable=False),
+    Column("visibility_time", BigInteger, nullable=False),
+    Column("namespace_id", Text, nullable=False),
+    Column("workflow_id", Text, nullable=False),
+    Column("run_id", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("shard_id", "category", "task_id", name="pk_history_tasks"),
+)
+
+history_scheduled_tasks = Table(
+    "history_scheduled_tasks",
+    metadata,
+    Column("shard_id", Integer, nullable=False),
+    Column("visibility_time", BigInteger, nullable=False),
+    Column("task_id", BigInteger, nullable=False),
+    Column("category", Integer, nullable=False),
+    Column("namespace_id", Text, nullable=False),
+    Column("workflow_id", Text, nullable=False),
+    Column("run_id", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("shard_id", "visibility_time", "task_id", name="pk_history_scheduled_tasks"),
+)
+
+task_queues = Table(
+    "task_queues",
+    metadata,
+    Column("namespace_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("task_type", Integer, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("range_id", BigInteger, nullable=False),
+    Column("ack_level", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("namespace_id", "name", "task_type", "partition", name="pk_task_queues"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("namespace_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("task_type", Integer, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("task_id", BigInteger, nullable=False),
+    Column("expiry_time", BigInteger, nullable=True),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("namespace_id", "name", "task_type", "partition", "task_id", name="pk_tasks"),
+)
+
+executions_visibility = Table(
+    "executions_visibility",
+    metadata,
+    Column("namespace_id", Text, nullable=False),
+    Column("run_id", Text, nullable=False),
+    Column("workflow_id", Text, nullable=False),
+    Column("workflow_type", Text, nullable=False),
+    Column("task_queue", Text, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("execution_time", BigInteger, nullable=False),
+    Column("close_time", BigInteger, nullable=True),
+    Column("history_length", BigInteger, nullable=False),
+    Column("history_size_bytes", BigInteger, nullable=False),
+    Column("state_transition_count", BigInteger, nullable=False),
+    Column("parent_workflow_id", Text, nullable=False),
+    Column("parent_run_id", Text, nullable=False),
+    Column("root_workflow_id", Text, nullable=False),
+    Column("root_run_id", Text, nullable=False),
+    Column("memo", LargeBinary, nullable=False),
+    Column("search_attributes", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("namespace_id", "run_id", name="pk_executions_visibility"),
+)
+Index(
+    "ix_visibility_start_time",
+    executions_visibility.c.namespace_id,
+    executions_visibility.c.start_time.desc(),
+    executions_visibility.c.run_id.desc(),
+)
+Index("ix_visibility_close_time", executions_visibility.c.namespace_id, executions_visibility.c.close_time)
+Index("ix_visibility_status", executions_visibility.c.namespace_id, executions_visibility.c.status)
+Index(
+    "ix_visibility_workflow_type", executions_visibility.c.namespace_id, executions_visibility.c.workflow_type
+)
+Index("ix_visibility_workflow_id", executions_visibility.c.namespace_id, executions_visibility.c.workflow_id)
+
+cluster_membership = Table(
+    "cluster_membership",
+    metadata,
+    Column("host_id", Text, primary_key=True),
+    Column("role", Text, nullable=False),
+    Column("rpc_address", Text, nullable=False),
+    Column("session_start", BigInteger, nullable=False),
+    Column("last_heartbeat", BigInteger, nullable=False),
+)
+Index("ix_cluster_membership_role_heartbeat", cluster_membership.c.role, cluster_membership.c.last_heartbeat)
+
+# Truncated between tests; everything except Alembic's own version table.
+ALL_TABLES: tuple[str, ...] = tuple(t.name for t in metadata.sorted_tables)

@@ -1,0 +1,38 @@
+"""The Persistence bundle over one Database (either backend)."""
+
+from __future__ import annotations
+
+from server.persistence.interface import (
+    ClusterMetadataStore,
+    ExecutionStore,
+    NamespaceStore,
+    ShardStore,
+    TaskStore,
+    VisibilityStore,
+)
+from server.persistence.sql.executions import SqlExecutionStore
+from server.persistence.sql.stores import (
+    SqlClusterMetadataStore,
+    SqlNamespaceStore,
+    SqlShardStore,
+    SqlTaskStore,
+)
+from server.persistence.sql.tx import Database
+from server.persistence.sql.visibility import SqlVisibilityStore
+
+
+class SqlPersistence:
+    """Implements interface.Persistence; ``db`` is exposed for tests and maintenance tools."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        # Annotated with the protocols so mypy checks each store against interface.py.
+        self.namespaces: NamespaceStore = SqlNamespaceStore(db)
+        self.cluster: ClusterMetadataStore = SqlClusterMetadataStore(db)
+        self.shards: ShardStore = SqlShardStore(db)
+        self.executions: ExecutionStore = SqlExecutionStore(db)
+        self.tasks: TaskStore = SqlTaskStore(db)
+        self.visibility: VisibilityStore = SqlVisibilityStore(db)
+
+    async def close(self) -> None:
+        await self.db.close()

@@ -1,0 +1,138 @@
+"""Visibility rows (plain columns) with list/count through the parsed list-filter language."""
+
+from __future__ import annotations
+
+import json
+
+from server.common.errors import InvalidArgument
+from server.persistence.interface import VisibilityRecord
+from server.persistence.sql.tx import (
+    Database,
+    Row,
+    Tx,
+    fetch_one,
+    from_micros,
+    opt_datetime,
+    opt_micros,
+    to_micros,
+)
+from server.persistence.visibility_query import VisibilityFilter, parse_query
+
+_COLS = (
+    "namespace_id, run_id, workflow_id, workflow_type, task_queue, status, start_time, execution_time, close_time, "
+    "history_length, history_size_bytes, state_transition_count, parent_workflow_id, parent_run_id, "
+    "root_workflow_id, root_run_id, memo, search_attributes"
+)
+_COL_NAMES = [c.strip() for c in _COLS.split(",")]
+_UPSERT = (
+    f"INSERT INTO executions_visibility ({_COLS}) VALUES ({', '.join('?' * len(_COL_NAMES))}) "
+    "ON CONFLICT (namespace_id, run_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COL_NAMES[2:])
+)
+
+
+def _record(row: Row) -> VisibilityRecord:
+    return VisibilityRecord(
+        namespace_id=row[0],
+        run_id=row[1],
+        workflow_id=row[2],
+        workflow_type=row[3],
+        task_queue=row[4],
+        status=row[5],
+        start_time=from_micros(row[6]),
+        execution_time=from_micros(row[7]),
+        close_time=opt_datetime(row[8]),
+        history_length=row[9],
+        history_size_bytes=row[10],
+        state_transition_count=row[11],
+        parent_workflow_id=row[12],
+        parent_run_id=row[13],
+        root_workflow_id=row[14],
+        root_run_id=row[15],
+        memo=bytes(row[16]),
+        search_attributes=bytes(row[17]),
+    )
+
+
+def _decode_token(token: bytes) -> tuple[int, str]:
+    try:
+        data = json.loads(token)
+        return int(data["start_time"]), str(data["run_id"])
+    except (ValueError, KeyError, TypeError):
+        raise InvalidArgument("invalid next_page_token") from None
+
+
+class SqlVisibilityStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def upsert_execution(self, record: VisibilityRecord) -> None:
+        r = record
+        args = (
+            r.namespace_id, r.run_id, r.workflow_id, r.workflow_type, r.task_queue, r.status,
+            to_micros(r.start_time), to_micros(r.execution_time), opt_micros(r.close_time), r.history_length,
+            r.history_size_bytes, r.state_transition_count, r.parent_workflow_id, r.parent_run_id,
+            r.root_workflow_id, r.root_run_id, r.memo, r.search_attributes,
+        )  # fmt: skip
+
+        async def op(tx: Tx) -> None:
+            await tx.execute(_UPSERT, *args)
+
+        await self._db.run(op)
+
+    async def delete_execution(self, namespace_id: str, run_id: str) -> None:
+        async def op(tx: Tx) -> None:
+            await tx.execute(
+                "DELETE FROM executions_visibility WHERE namespace_id = ? AND run_id = ?",
+                namespace_id,
+                run_id,
+            )
+
+        await self._db.run(op)
+
+    async def list_executions(
+        self, namespace_id: str, query: str, page_size: int, next_page_token: bytes | None
+    ) -> tuple[list[VisibilityRecord], bytes | None]:
+        flt = parse_query(query)
+        if flt.group_by_status:
+            raise InvalidArgument("invalid query: GROUP BY is only supported by CountWorkflowExecutions")
+        size = max(page_size, 1)
+        sql = f"SELECT {_COLS} FROM executions_visibility WHERE namespace_id = ? AND ({flt.where})"
+        args: list[object] = [namespace_id, *flt.params]
+        if next_page_token:
+            # Keyset pagination on (start_time, run_id) descending: stable while rows are being added.
+            start, run_id = _decode_token(next_page_token)
+            sql += " AND (start_time < ? OR (start_time = ? AND run_id < ?))"
+            args += [start, start, run_id]
+        sql += " ORDER BY start_time DESC, run_id DESC LIMIT ?"
+        args.append(size + 1)
+
+        rows = await self._db.fetch(sql, *args)
+        page = [_record(r) for r in rows[:size]]
+        token = None
+        if len(rows) > size:
+            last = rows[size - 1]
+            token = json.dumps({"start_time": last[6], "run_id": last[1]}).encode()
+        return page, token
+
+    async def count_executions(self, namespace_id: str, query: str) -> int:
+        flt = parse_query(query)
+
+        row = await fetch_one(
+            self._db,
+            f"SELECT COUNT(*) FROM executions_visibility WHERE namespace_id = ? AND ({flt.where})",
+            namespace_id,
+            *flt.params,
+        )
+        return int(row[0]) if row else 0
+
+    async def count_executions_by_status(self, namespace_id: str, query: str) -> dict[int, int]:
+        flt: VisibilityFilter = parse_query(query)
+
+        rows = await self._db.fetch(
+            f"SELECT status, COUNT(*) FROM executions_visibility WHERE namespace_id = ? AND ({flt.where}) "
+            "GROUP BY status ORDER BY status",
+            namespace_id,
+            *flt.params,
+        )
+        return {int(r[0]): int(r[1]) for r in rows}

@@ -1,0 +1,26 @@
+"""History service configuration (composed into server/config.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class HistoryConfig:
+    # Used only when the cluster metadata row does not exist yet (first start of a cluster).
+    num_history_shards: int = 4
+    # Shards this host owns; None = all of them (single history host).
+    owned_shards: list[int] | None = None
+    mutable_state_cache_size: int = 10_000
+    # Long-poll budget of GetWorkflowExecutionHistory(wait_new_event=true).
+    history_long_poll_seconds: float = 20.0
+    default_history_page_size: int = 256
+    default_workflow_task_timeout_seconds: float = 10.0
+    max_workflow_task_timeout_seconds: float = 120.0
+    # How many times a transaction is retried after an optimistic-concurrency conflict.
+    condition_retries: int = 5
+    queue_batch_size: int = 100
+    # Fallback poll interval of the queue processors (they are also woken by new tasks).
+    queue_poll_seconds: float = 1.0
+    # Used when a namespace record has no retention configured.
+    default_retention_seconds: float = 86400.0

@@ -1,0 +1,120 @@
+"""The HistoryService handler: one coroutine per RPC of history/v1/service.proto, delegating to the api_*
+modules. Logging context is bound here."""
+
+from __future__ import annotations
+
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+from server.gen.durata.internal.history.v1 import service_pb2 as hs
+
+from . import api_read, api_tasks, api_workflow
+from .engine import Engine
+
+
+class HistoryHandler:
+    def __init__(self, engine: Engine) -> None:
+        self._e = engine
+
+    async def StartWorkflowExecution(
+        self, request: hs.StartWorkflowExecutionRequest, *, deadline: float | None = None
+    ) -> ws.StartWorkflowExecutionResponse:
+        run_id, started = await api_workflow.start_workflow(self._e, request.namespace_id, request.request)
+        return ws.StartWorkflowExecutionResponse(
+            run_id=run_id, first_execution_run_id=run_id, started=started, status=_running() if started else 0  # type: ignore[arg-type]
+        )
+
+    async def SignalWithStartWorkflowExecution(
+        self, request: hs.SignalWithStartWorkflowExecutionRequest, *, deadline: float | None = None
+    ) -> ws.SignalWithStartWorkflowExecutionResponse:
+        run_id, started = await api_workflow.start_workflow(
+            self._e, request.namespace_id, request.request, signal_with_start=True
+        )
+        return ws.SignalWithStartWorkflowExecutionResponse(run_id=run_id, started=started)
+
+    async def SignalWorkflowExecution(
+        self, request: hs.SignalWorkflowExecutionRequest, *, deadline: float | None = None
+    ) -> ws.SignalWorkflowExecutionResponse:
+        await api_workflow.signal_workflow(self._e, request.namespace_id, request.request)
+        return ws.SignalWorkflowExecutionResponse()
+
+    async def RequestCancelWorkflowExecution(
+        self, request: hs.RequestCancelWorkflowExecutionRequest, *, deadline: float | None = None
+    ) -> ws.RequestCancelWorkflowExecutionResponse:
+        await api_workflow.request_cancel(self._e, request.namespace_id, request.request)
+        return ws.RequestCancelWorkflowExecutionResponse()
+
+    async def TerminateWorkflowExecution(
+        self, request: hs.TerminateWorkflowExecutionRequest, *, deadline: float | None = None
+    ) -> ws.TerminateWorkflowExecutionResponse:
+        await api_workflow.terminate(self._e, request.namespace_id, request.request)
+        return ws.TerminateWorkflowExecutionResponse()
+
+    async def DeleteWorkflowExecution(
+        self, request: hs.DeleteWorkflowExecutionRequest, *, deadline: float | None = None
+    ) -> ws.DeleteWorkflowExecutionResponse:
+        await api_workflow.delete_workflow(self._e, request.namespace_id, request.request.workflow_execution)
+        return ws.DeleteWorkflowExecutionResponse()
+
+    async def DescribeWorkflowExecution(
+        self, request: hs.DescribeWorkflowExecutionRequest, *, deadline: float | None = None
+    ) -> ws.DescribeWorkflowExecutionResponse:
+        return await api_read.describe(self._e, request)
+
+    async def GetWorkflowExecutionHistory(
+        self, request: hs.GetWorkflowExecutionHistoryRequest, *, deadline: float | None = None
+    ) -> ws.GetWorkflowExecutionHistoryResponse:
+        return await api_read.get_history(self._e, request, deadline)
+
+    async def QueryWorkflow(
+        self, request: hs.QueryWorkflowRequest, *, deadline: float | None = None
+    ) -> ws.QueryWorkflowResponse:
+        return await api_read.query(self._e, request, deadline)
+
+    async def RecordWorkflowTaskStarted(
+        self, request: hs.RecordWorkflowTaskStartedRequest, *, deadline: float | None = None
+    ) -> ws.PollWorkflowTaskQueueResponse:
+        return await api_tasks.record_workflow_task_started(self._e, request)
+
+    async def RecordActivityTaskStarted(
+        self, request: hs.RecordActivityTaskStartedRequest, *, deadline: float | None = None
+    ) -> ws.PollActivityTaskQueueResponse:
+        return await api_tasks.record_activity_task_started(self._e, request)
+
+    async def RespondWorkflowTaskCompleted(
+        self, request: hs.RespondWorkflowTaskCompletedRequest, *, deadline: float | None = None
+    ) -> ws.RespondWorkflowTaskCompletedResponse:
+        return await api_tasks.respond_workflow_task_completed(self._e, request.namespace_id, request.request)
+
+    async def RespondWorkflowTaskFailed(
+        self, request: hs.RespondWorkflowTaskFailedRequest, *, deadline: float | None = None
+    ) -> ws.RespondWorkflowTaskFailedResponse:
+        return await api_tasks.respond_workflow_task_failed(self._e, request.namespace_id, request.request)
+
+    async def RespondActivityTaskCompleted(
+        self, request: hs.RespondActivityTaskCompletedRequest, *, deadline: float | None = None
+    ) -> ws.RespondActivityTaskCompletedResponse:
+        await api_tasks.respond_activity_completed(self._e, request)
+        return ws.RespondActivityTaskCompletedResponse()
+
+    async def RespondActivityTaskFailed(
+        self, request: hs.RespondActivityTaskFailedRequest, *, deadline: float | None = None
+    ) -> ws.RespondActivityTaskFailedResponse:
+        await api_tasks.respond_activity_failed(self._e, request)
+        return ws.RespondActivityTaskFailedResponse()
+
+    async def RespondActivityTaskCanceled(
+        self, request: hs.RespondActivityTaskCanceledRequest, *, deadline: float | None = None
+    ) -> ws.RespondActivityTaskCanceledResponse:
+        await api_tasks.respond_activity_canceled(self._e, request)
+        return ws.RespondActivityTaskCanceledResponse()
+
+    async def RecordActivityTaskHeartbeat(
+        self, request: hs.RecordActivityTaskHeartbeatRequest, *, deadline: float | None = None
+    ) -> ws.RecordActivityTaskHeartbeatResponse:
+        return await api_tasks.record_heartbeat(self._e, request)
+
+
+def _running() -> int:
+    from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
+
+    return wf_enums.WORKFLOW_EXECUTION_STATUS_RUNNING

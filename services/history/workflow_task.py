@@ -1,0 +1,151 @@
+"""Workflow-task lifecycle (reference section 3): record started, complete, fail, time out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from temporalio.api.enums.v1 import failed_cause_pb2 as fc
+from temporalio.api.enums.v1 import task_queue_pb2
+from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
+from temporalio.api.failure.v1 import message_pb2 as failure_pb2
+from temporalio.api.history.v1 import message_pb2 as history_pb2
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+from server.gen.durata.internal.common.v1 import tokens_pb2
+from server.gen.durata.internal.history.v1 import state_pb2
+
+from .activities import CommandError
+from .commands import CLOSE_COMMANDS, apply_commands
+from .config import HistoryConfig
+from .mutable_state import MutableState
+
+WFT_NOT_FOUND = "Workflow task not found."
+
+
+@dataclass
+class CompletionResult:
+    """What a completion did; ``error`` is raised to the worker after the (failure) state is persisted."""
+
+    error: CommandError | None = None
+    new_wft_scheduled: bool = False
+    closed: bool = False
+
+
+def token_matches_wft(ms: MutableState, token: tokens_pb2.TaskToken) -> bool:
+    wt = ms.wft
+    return (
+        ms.running
+        and wt.started_event_id != 0
+        and wt.scheduled_event_id == token.scheduled_event_id
+        and wt.started_event_id == token.started_event_id
+        and wt.attempt == token.attempt
+        and wt.stamp == token.stamp
+    )
+
+
+def complete_workflow_task(
+    ms: MutableState, req: ws.RespondWorkflowTaskCompletedRequest, config: HistoryConfig | None = None
+) -> CompletionResult:
+    """Apply a completion atomically: on a rejected command, discard everything and fail the WFT instead."""
+    snapshot = state_pb2.MutableState()
+    snapshot.CopyFrom(ms.record)
+    try:
+        return _apply_completion(ms, req, config or HistoryConfig())
+    except CommandError as err:
+        ms.record.CopyFrom(snapshot)
+        ms.new_events.clear()
+        ms.tasks.clear()
+        ms.new_run = None
+        ms.dirty = False
+        if ms.wft.attempt > 1 and err.cause != fc.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND:
+            # The same bad completion again: answer INVALID_ARGUMENT and let the task time out, which
+            # spaces out the retries (2.5) instead of a tight fail/re-poll loop.
+            return CompletionResult(error=err, new_wft_scheduled=True)
+        failure = failure_pb2.Failure(message=err.message)
+        failure.application_failure_info.SetInParent()
+        ms.fail_workflow_task(err.cause, failure, req.identity)
+        return CompletionResult(error=err, new_wft_scheduled=ms.wft_scheduled)
+
+
+def _apply_completion(ms: MutableState, req: ws.RespondWorkflowTaskCompletedRequest, config: HistoryConfig) -> CompletionResult:
+    r = ms.record
+    closing = any(c.command_type in CLOSE_COMMANDS for c in req.commands)
+    if closing and r.buffered_events:
+        # New events arrived while the worker ran: it must see them before closing (2.5). Exact text matters.
+        raise CommandError(fc.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND, "UnhandledCommand")
+    if req.messages:
+        raise CommandError(
+            fc.WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE,
+            "Workflow updates are not supported by this server yet.",
+        )
+    wt = state_pb2.WorkflowTaskInfo()
+    wt.CopyFrom(ms.wft)
+    ms.persist_transient_events()
+    completed = ms.append(
+        history_pb2.WorkflowTaskCompletedEventAttributes(
+            scheduled_event_id=wt.scheduled_event_id,
+            started_event_id=wt.started_event_id,
+            identity=req.identity,
+            binary_checksum=req.binary_checksum,
+            sdk_metadata=req.sdk_metadata if req.HasField("sdk_metadata") else None,
+            metering_metadata=req.metering_metadata if req.HasField("metering_metadata") else None,
+            versioning_behavior=req.versioning_behavior,
+        )
+    )
+    ms.clear_workflow_task()
+    r.last_completed_wft_started_event_id = wt.started_event_id
+    sticky = req.sticky_attributes
+    if sticky.worker_task_queue.name:
+        r.sticky_task_queue = sticky.worker_task_queue.name
+        r.sticky_schedule_to_start_timeout.CopyFrom(sticky.schedule_to_start_timeout)
+    else:
+        ms.clear_sticky()
+    force = apply_commands(ms, list(req.commands), completed.event_id, req.identity, config)
+    if not ms.running:
+        return CompletionResult(closed=True)
+    flushed = ms.flush_buffered()
+    if req.force_create_new_workflow_task or flushed or force:
+        ms.schedule_workflow_task(1)
+    return CompletionResult(new_wft_scheduled=ms.wft_scheduled)
+
+
+def fail_workflow_task(ms: MutableState, req: ws.RespondWorkflowTaskFailedRequest) -> None:
+    failure = req.failure if req.HasField("failure") else None
+    ms.fail_workflow_task(req.cause, failure, req.identity)
+
+
+def workflow_task_timer_fired(ms: MutableState, task: state_pb2.HistoryTaskInfo) -> None:
+    """WORKFLOW_TASK_TIMEOUT: re-validate (same WFT, same stamp) before timing it out."""
+    wt = ms.wft
+    if not ms.running or wt.scheduled_event_id != task.event_id or wt.stamp != task.stamp or wt.attempt != task.attempt:
+        return
+    if task.timeout_type == wf_enums.TIMEOUT_TYPE_START_TO_CLOSE:
+        if wt.started_event_id:
+            ms.fail_workflow_task(0, None, "", timed_out=True)
+        return
+    # Sticky schedule-to-start: only while still queued on the sticky queue.
+    if wt.started_event_id or wt.task_queue.kind != task_queue_pb2.TASK_QUEUE_KIND_STICKY:
+        return
+    if not wt.transient:
+        ms.append(
+            history_pb2.WorkflowTaskTimedOutEventAttributes(
+                scheduled_event_id=wt.scheduled_event_id, timeout_type=wf_enums.TIMEOUT_TYPE_SCHEDULE_TO_START
+            )
+        )
+    ms.clear_workflow_task()
+    ms.clear_sticky()
+    ms.schedule_workflow_task(wt.attempt)
+
+
+def sticky_unavailable(ms: MutableState, task: state_pb2.HistoryTaskInfo) -> bool:
+    """Matching refused the sticky queue: move the pending WFT to the normal queue (no event). Returns True if
+    the caller should dispatch to the normal queue."""
+    wt = ms.wft
+    if not ms.running or wt.scheduled_event_id != task.event_id or wt.stamp != task.stamp or wt.started_event_id:
+        return False
+    ms.clear_sticky()
+    wt.task_queue.CopyFrom(ms.normal_task_queue())
+    ms.dirty = True
+    return True
+
+

@@ -1,0 +1,352 @@
+"""MatchingService RPC handler: validates internal requests and drives task queues and History handshakes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import grpc
+import structlog
+from temporalio.api.common.v1 import message_pb2 as common_pb
+from temporalio.api.enums.v1 import task_queue_pb2 as tq_enums
+from temporalio.api.taskqueue.v1 import message_pb2 as tq_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv
+
+from server.common.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, ServiceError
+from server.gen.durata.internal.history.v1 import service_pb2 as hpb
+from server.gen.durata.internal.matching.v1 import service_pb2 as mpb
+from server.persistence.interface import TaskQueueKey
+from services.matching import metrics
+from services.matching.describe import describe_task_queue
+from services.matching.task_queue import STICKY_UNAVAILABLE, TaskQueueManager, new_task_info
+from services.matching.tasks import MatchTask, TaskSource
+
+if TYPE_CHECKING:
+    from services.matching.service import MatchingService
+
+log = structlog.get_logger("durata.matching")
+
+WORKFLOW = tq_enums.TASK_QUEUE_TYPE_WORKFLOW
+ACTIVITY = tq_enums.TASK_QUEUE_TYPE_ACTIVITY
+STICKY = tq_enums.TASK_QUEUE_KIND_STICKY
+
+# History's answers that mean "this task is stale or a duplicate": drop it and keep polling.
+STALE_CODES = frozenset(
+    {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.FAILED_PRECONDITION}
+)
+
+R = TypeVar("R")
+
+
+def _queue_name(task_queue: tq_pb.TaskQueue) -> str:
+    if not task_queue.name:
+        raise InvalidArgument("Missing task queue name.")
+    if len(task_queue.name) > 1000:
+        raise InvalidArgument("Task queue name exceeds length limit of 1000.")
+    return task_queue.name
+
+
+def _check_execution(namespace_id: str, execution: common_pb.WorkflowExecution) -> None:
+    if not namespace_id:
+        raise InvalidArgument("namespace_id is required")
+    if not execution.workflow_id or not execution.run_id:
+        raise InvalidArgument("workflow execution with workflow_id and run_id is required")
+
+
+class MatchingHandler:
+    def __init__(self, service: MatchingService) -> None:
+        self._svc = service
+
+    # ------------------------------------------------------------------ adding tasks
+
+    async def AddWorkflowTask(
+        self, request: mpb.AddWorkflowTaskRequest, *, deadline: float | None = None
+    ) -> mpb.AddWorkflowTaskResponse:
+        await self._add(request, WORKFLOW)
+        return mpb.AddWorkflowTaskResponse()
+
+    async def AddActivityTask(
+        self, request: mpb.AddActivityTaskRequest, *, deadline: float | None = None
+    ) -> mpb.AddActivityTaskResponse:
+        await self._add(request, ACTIVITY)
+        return mpb.AddActivityTaskResponse()
+
+    async def _add(
+        self, request: mpb.AddWorkflowTaskRequest | mpb.AddActivityTaskRequest, task_type: int
+    ) -> None:
+        _check_execution(request.namespace_id, request.execution)
+        name = _queue_name(request.task_queue)
+        key = TaskQueueKey(request.namespace_id, name, task_type)
+        sticky = request.task_queue.kind == STICKY
+        if sticky:
+            # A sticky queue nobody polls on this host is not worth queueing on: History falls back to normal.
+            mgr = self._svc.loaded(key)
+            if mgr is None:
+                metrics.TASKS_ADDED.labels(metrics.task_type_label(task_type), "sticky_unavailable").inc()
+                raise _sticky_unavailable()
+        else:
+            mgr = await self._svc.get_manager(key, sticky=False)
+        timeout = request.schedule_to_start_timeout.ToTimedelta().total_seconds()
+        info = new_task_info(
+            request.namespace_id,
+            request.execution.workflow_id,
+            request.execution.run_id,
+            request.scheduled_event_id,
+            request.attempt,
+            request.stamp,
+            self._svc.clock.now(),
+            timeout,
+        )
+        await mgr.add_task(info)
+
+    # ------------------------------------------------------------------ polling
+
+    async def PollWorkflowTaskQueue(
+        self, request: mpb.PollWorkflowTaskQueueRequest, *, deadline: float | None = None
+    ) -> wsv.PollWorkflowTaskQueueResponse:
+        poll = request.poll_request
+        name = _queue_name(poll.task_queue)
+        key = TaskQueueKey(request.namespace_id, name, WORKFLOW)
+        sticky = poll.task_queue.kind == STICKY
+
+        async def record_started(task: MatchTask) -> wsv.PollWorkflowTaskQueueResponse:
+            req = hpb.RecordWorkflowTaskStartedRequest(
+                namespace_id=task.info.namespace_id,
+                workflow_execution=common_pb.WorkflowExecution(
+                    workflow_id=task.info.workflow_id, run_id=task.info.run_id
+                ),
+                scheduled_event_id=task.info.scheduled_event_id,
+                attempt=task.info.attempt,
+                stamp=task.info.stamp,
+                request_id=task.request_id,
+                poll_request=poll,
+            )
+            if task.query is not None:
+                req.query_id = task.query.query_id
+                req.query.CopyFrom(task.query.query)
+            return await self._svc.history_client.RecordWorkflowTaskStarted(req, deadline=deadline)
+
+        return await self._poll(
+            key,
+            sticky,
+            request.namespace_id,
+            request.poller_id,
+            poll,
+            deadline,
+            record_started,
+            wsv.PollWorkflowTaskQueueResponse,
+        )
+
+    async def PollActivityTaskQueue(
+        self, request: mpb.PollActivityTaskQueueRequest, *, deadline: float | None = None
+    ) -> wsv.PollActivityTaskQueueResponse:
+        poll = request.poll_request
+        name = _queue_name(poll.task_queue)
+        key = TaskQueueKey(request.namespace_id, name, ACTIVITY)
+
+        async def record_started(task: MatchTask) -> wsv.PollActivityTaskQueueResponse:
+            req = hpb.RecordActivityTaskStartedRequest(
+                namespace_id=task.info.namespace_id,
+                workflow_execution=common_pb.WorkflowExecution(
+                    workflow_id=task.info.workflow_id, run_id=task.info.run_id
+                ),
+                scheduled_event_id=task.info.scheduled_event_id,
+                attempt=task.info.attempt,
+                stamp=task.info.stamp,
+                request_id=task.request_id,
+                poll_request=poll,
+            )
+            return await self._svc.history_client.RecordActivityTaskStarted(req, deadline=deadline)
+
+        return await self._poll(
+            key,
+            False,
+            request.namespace_id,
+            request.poller_id,
+            poll,
+            deadline,
+            record_started,
+            wsv.PollActivityTaskQueueResponse,
+        )
+
+    def _poll_end(self, deadline: float | None) -> float:
+        end = time.monotonic() + self._svc.config.long_poll_timeout
+        if deadline is not None:
+            end = min(end, deadline - self._svc.config.poll_deadline_margin)
+        return end
+
+    async def _poll(
+        self,
+        key: TaskQueueKey,
+        sticky: bool,
+        namespace_id: str,
+        poller_id: str,
+        poll: Any,
+        deadline: float | None,
+        record_started: Callable[[MatchTask], Awaitable[R]],
+        empty: Callable[[], R],
+    ) -> R:
+        """Long poll: take tasks until History accepts one, or answer all-default at the budget's end."""
+        if not namespace_id:
+            raise InvalidArgument("namespace_id is required")
+        type_label = metrics.task_type_label(key.task_type)
+        end = self._poll_end(deadline)
+        if self._svc.stopping or end <= time.monotonic():
+            metrics.POLL_OUTCOMES.labels(type_label, "empty").inc()
+            return empty()
+        mgr = await self._svc.get_manager(key, sticky)
+        identity = poll.identity
+        rate = self._svc.config.default_poller_rate
+        if isinstance(poll, wsv.PollActivityTaskQueueRequest) and poll.task_queue_metadata.HasField(
+            "max_tasks_per_second"
+        ):
+            rate = poll.task_queue_metadata.max_tasks_per_second.value
+        caps = poll.worker_version_capabilities if poll.HasField("worker_version_capabilities") else None
+        mgr.record_poll(identity, rate, caps)
+        try:
+            while True:
+                task = await mgr.poll(identity, poller_id, end)
+                if task is None:
+                    metrics.POLL_OUTCOMES.labels(type_label, "empty").inc()
+                    return empty()
+                if task.query is None and task.expired(self._svc.clock.now()):
+                    mgr.complete(task, delivered=False)
+                    metrics.POLL_OUTCOMES.labels(type_label, "expired").inc()
+                    continue
+                try:
+                    response = await record_started(task)
+                except asyncio.CancelledError:
+                    mgr.requeue(task)
+                    raise
+                except ServiceError as err:
+                    if err.code in STALE_CODES:
+                        self._drop_stale(mgr, task, err)
+                        metrics.POLL_OUTCOMES.labels(type_label, "stale").inc()
+                        continue
+                    return await self._after_dispatch_error(mgr, task, err, end, empty, type_label)
+                except Exception as err:  # noqa: BLE001 - never lose the task to a History bug
+                    return await self._after_dispatch_error(mgr, task, err, end, empty, type_label)
+                mgr.complete(task, delivered=True)
+                metrics.TASKS_DISPATCHED.labels(type_label, task.source.value).inc()
+                metrics.POLL_OUTCOMES.labels(type_label, "task").inc()
+                return response
+        except asyncio.CancelledError:
+            metrics.POLL_OUTCOMES.labels(type_label, "cancelled").inc()
+            raise
+        finally:
+            mgr.record_poll(identity, rate, caps)
+
+    def _drop_stale(self, mgr: TaskQueueManager, task: MatchTask, err: ServiceError) -> None:
+        if task.source is TaskSource.QUERY:
+            # The query cannot run (workflow gone, not ready...): its caller learns why.
+            if task.query is not None and not task.query.result.done():
+                task.query.result.set_exception(err)
+            return
+        log.debug(
+            "dropping stale task",
+            task_queue=mgr.key.name,
+            workflow_id=task.info.workflow_id,
+            scheduled_event_id=task.info.scheduled_event_id,
+            code=err.code.name,
+        )
+        mgr.complete(task, delivered=False)
+
+    async def _after_dispatch_error(
+        self,
+        mgr: TaskQueueManager,
+        task: MatchTask,
+        err: Exception,
+        end: float,
+        empty: Callable[[], R],
+        type_label: str,
+    ) -> R:
+        """History could not record the start (e.g. shard moving): keep the task, back off, answer empty."""
+        mgr.requeue(task)
+        metrics.POLL_OUTCOMES.labels(type_label, "error").inc()
+        log.warning(
+            "record-started failed; task requeued",
+            task_queue=mgr.key.name,
+            workflow_id=task.info.workflow_id,
+            error=repr(err),
+        )
+        await asyncio.sleep(max(0.0, min(self._svc.config.dispatch_error_backoff, end - time.monotonic())))
+        return empty()
+
+    # ------------------------------------------------------------------ queries
+
+    async def QueryWorkflow(
+        self, request: mpb.QueryWorkflowRequest, *, deadline: float | None = None
+    ) -> mpb.QueryWorkflowResponse:
+        _check_execution(request.namespace_id, request.execution)
+        name = _queue_name(request.task_queue)
+        key = TaskQueueKey(request.namespace_id, name, WORKFLOW)
+        sticky = request.task_queue.kind == STICKY
+        if sticky:
+            mgr = self._svc.loaded(key)
+            if mgr is None:
+                raise _sticky_unavailable()
+        else:
+            mgr = await self._svc.get_manager(key, sticky=False)
+        pending = self._svc.queries.register(request.query)
+        info = mpb.TaskInfo(
+            namespace_id=request.namespace_id,
+            workflow_id=request.execution.workflow_id,
+            run_id=request.execution.run_id,
+        )
+        info.create_time.FromDatetime(self._svc.clock.now())
+        task = MatchTask(info=info, source=TaskSource.QUERY, query=pending)
+        timeout = (
+            self._svc.config.default_query_timeout
+            if deadline is None
+            else max(0.0, deadline - time.monotonic())
+        )
+        try:
+            mgr.add_query(task)
+            return await asyncio.wait_for(asyncio.shield(pending.result), timeout=timeout)
+        except TimeoutError:
+            raise DeadlineExceeded("query timed out before a worker answered it") from None
+        finally:
+            mgr.remove_query(task)
+            self._svc.queries.unregister(pending)
+
+    async def RespondQueryTaskCompleted(
+        self, request: mpb.RespondQueryTaskCompletedRequest, *, deadline: float | None = None
+    ) -> mpb.RespondQueryTaskCompletedResponse:
+        self._svc.queries.answer(request.request.task_token, request)
+        return mpb.RespondQueryTaskCompletedResponse()
+
+    # ------------------------------------------------------------------ workers
+
+    async def CancelOutstandingPolls(
+        self, request: mpb.CancelOutstandingPollsRequest, *, deadline: float | None = None
+    ) -> mpb.CancelOutstandingPollsResponse:
+        """ShutdownWorker: answer the worker's parked polls empty and forget its sticky queue."""
+        ended = 0
+        if request.identity:
+            for mgr in self._svc.managers(request.namespace_id):
+                ended += mgr.end_polls(request.identity)
+        if request.sticky_task_queue:
+            key = TaskQueueKey(request.namespace_id, request.sticky_task_queue, WORKFLOW)
+            sticky_mgr = self._svc.loaded(key)
+            if sticky_mgr is not None and sticky_mgr.sticky:
+                # Queued sticky queries go back to History, which retries them on the normal queue.
+                sticky_mgr.fail_queries(_sticky_unavailable())
+                await self._svc.unload(key)
+        log.info(
+            "worker shut down",
+            identity=request.identity,
+            sticky_task_queue=request.sticky_task_queue,
+            polls_ended=ended,
+        )
+        return mpb.CancelOutstandingPollsResponse()
+
+    async def DescribeTaskQueue(
+        self, request: mpb.DescribeTaskQueueRequest, *, deadline: float | None = None
+    ) -> wsv.DescribeTaskQueueResponse:
+        return await describe_task_queue(self._svc, request)
+
+
+def _sticky_unavailable() -> ServiceError:
+    return FailedPrecondition(STICKY_UNAVAILABLE)

@@ -1,0 +1,67 @@
+"""The internal worker service: runs the system jobs against the frontend's public WorkflowService.
+
+It is a client like any other worker. In start-dev ``workflow_service_client`` is the frontend handler object
+(in-process calls); in a cluster it is a ``GrpcClient`` over a channel to the frontend address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+
+from server.common.clock import Clock, RealClock
+from server.common.errors import ServiceError
+from services.internal_worker.config import InternalWorkerConfig
+from services.internal_worker.retention import RetentionJob
+
+log = structlog.get_logger("durata.internal_worker")
+
+
+class InternalWorkerService:
+    def __init__(
+        self, config: InternalWorkerConfig, workflow_service_client: Any, clock: Clock | None = None
+    ) -> None:
+        self.config = config
+        self.client = workflow_service_client
+        self.clock: Clock = clock if clock is not None else RealClock()
+        self.retention = RetentionJob(config, workflow_service_client, self.clock)
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._stopping.clear()
+        if self.config.retention_enabled:
+            self._tasks.append(asyncio.create_task(self._every(self.config.retention_interval_seconds,
+                                                               self.retention.sweep, "retention")))
+        log.info("internal worker started", retention_interval_seconds=self.config.retention_interval_seconds,
+                 retention_enabled=self.config.retention_enabled)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        log.info("internal worker stopped")
+
+    async def _every(self, interval: float, job: Any, name: str) -> None:
+        """Run ``job`` now and then every ``interval`` seconds until stopped; errors are logged, never fatal."""
+        while not self._stopping.is_set():
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except ServiceError as err:  # e.g. the frontend is not up yet: expected, no traceback needed
+                log.warning("system job failed; will retry next interval", job=name, error=repr(err))
+            except Exception:
+                log.exception("system job failed; will retry next interval", job=name)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
+            except TimeoutError:
+                pass

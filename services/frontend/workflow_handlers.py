@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 from temporalio.api.enums.v1 import query_pb2 as query_enums
+from temporalio.api.enums.v1 import update_pb2 as update_enums
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 
@@ -28,6 +29,7 @@ from services.frontend.validation import (
 
 _FILTER_TYPES = set(wf_enums.HistoryEventFilterType.values())
 _REJECT_CONDITIONS = set(query_enums.QueryRejectCondition.values())
+_UPDATE_STAGES = set(update_enums.UpdateWorkflowExecutionLifecycleStage.values())
 
 
 class WorkflowHandlers(HandlerBase):
@@ -147,3 +149,39 @@ class WorkflowHandlers(HandlerBase):
         internal = hs.QueryWorkflowRequest(namespace_id=entry.id, request=request)
         with log_context(namespace=entry.name, workflow_id=request.execution.workflow_id):
             return await self._ctx.history.QueryWorkflow(internal, deadline=deadline)
+
+    async def UpdateWorkflowExecution(
+        self, request: wsv1.UpdateWorkflowExecutionRequest, *, deadline: float | None = None
+    ) -> wsv1.UpdateWorkflowExecutionResponse:
+        entry = await self._namespace(request.namespace)
+        cfg = self._ctx.config
+        check_execution(request.workflow_execution, cfg, present=request.HasField("workflow_execution"))
+        if not request.HasField("request"):
+            raise InvalidArgument("Update request is not set on request.")
+        check_id(request.request.meta.update_id, "UpdateId", cfg)
+        check_id(request.request.input.name, "Update name", cfg)
+        check_optional_ids(cfg, Identity=request.request.meta.identity)
+        check_run_id(request.first_execution_run_id)
+        check_blob_size(payloads_size(request.request.input.args.payloads), "Input", cfg)
+        if request.wait_policy.lifecycle_stage not in _UPDATE_STAGES:
+            raise InvalidArgument(f"Unknown UpdateWorkflowExecutionLifecycleStage {request.wait_policy.lifecycle_stage}.")
+        internal = hs.UpdateWorkflowExecutionRequest(namespace_id=entry.id, request=request)
+        with log_context(namespace=entry.name, workflow_id=request.workflow_execution.workflow_id):
+            return await self._ctx.history.UpdateWorkflowExecution(internal, deadline=deadline)
+
+    async def PollWorkflowExecutionUpdate(
+        self, request: wsv1.PollWorkflowExecutionUpdateRequest, *, deadline: float | None = None
+    ) -> wsv1.PollWorkflowExecutionUpdateResponse:
+        entry = await self._namespace(request.namespace)
+        cfg = self._ctx.config
+        ref = request.update_ref
+        if not request.HasField("update_ref"):
+            raise InvalidArgument("UpdateRef is not set on request.")
+        check_execution(ref.workflow_execution, cfg, present=ref.HasField("workflow_execution"))
+        check_id(ref.update_id, "UpdateId", cfg)
+        check_optional_ids(cfg, Identity=request.identity)
+        if request.wait_policy.lifecycle_stage not in _UPDATE_STAGES:
+            raise InvalidArgument(f"Unknown UpdateWorkflowExecutionLifecycleStage {request.wait_policy.lifecycle_stage}.")
+        internal = hs.PollWorkflowExecutionUpdateRequest(namespace_id=entry.id, request=request)
+        with log_context(namespace=entry.name, workflow_id=ref.workflow_execution.workflow_id):
+            return await self._ctx.history.PollWorkflowExecutionUpdate(internal, deadline=deadline)

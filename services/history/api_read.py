@@ -18,6 +18,7 @@ from server.gen.durata.internal.common.v1 import tokens_pb2
 from server.gen.durata.internal.history.v1 import service_pb2 as hs
 from server.gen.durata.internal.matching.v1 import service_pb2 as ms_pb2
 
+from . import children
 from .api_workflow import resolve_run_id
 from .engine import Engine
 from .mutable_state import MutableState, from_dur, from_ts
@@ -124,8 +125,16 @@ async def describe(engine: Engine, req: hs.DescribeWorkflowExecutionRequest) -> 
     info.task_queue = r.task_queue
     info.state_transition_count = r.state_transition_count
     info.history_size_bytes = r.history_size_bytes
-    info.root_execution.CopyFrom(info.execution)
     info.first_run_id = r.first_execution_run_id
+    if r.HasField("parent"):
+        info.parent_namespace_id = r.parent.namespace_id
+        info.parent_execution.workflow_id = r.parent.workflow_id
+        info.parent_execution.run_id = r.parent.run_id
+        info.root_execution.workflow_id = r.parent.root_workflow_id
+        info.root_execution.run_id = r.parent.root_run_id
+    else:
+        info.root_execution.CopyFrom(info.execution)
+    children.describe_pending_children(ms, resp)
     if not ms.running:
         info.close_time.CopyFrom(r.close_time)
         info.execution_duration.FromTimedelta(from_ts(r.close_time) - from_ts(r.execution_time))

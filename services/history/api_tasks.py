@@ -3,6 +3,7 @@ Matching), RespondWorkflowTask{Completed,Failed}, activity completions and heart
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 from temporalio.api.common.v1 import message_pb2 as common_pb2
@@ -15,14 +16,29 @@ from server.gen.durata.internal.common.v1 import tokens_pb2
 from server.gen.durata.internal.history.v1 import service_pb2 as hs
 from server.gen.durata.internal.history.v1 import state_pb2
 
-from . import activities, metrics
+from . import activities, metrics, updates
 from .engine import Engine
 from .mutable_state import MutableState
+from .shard import ShardContext
 from .tokens import KIND_ACTIVITY, KIND_WORKFLOW, decode_task_token
-from .workflow_task import WFT_NOT_FOUND, complete_workflow_task, fail_workflow_task, token_matches_wft
+from .workflow_task import (
+    WFT_NOT_FOUND,
+    CompletionResult,
+    complete_workflow_task,
+    fail_workflow_task,
+    token_matches_wft,
+)
 
 ACTIVITY_NOT_FOUND = "Activity task not found."
 CT = command_type_pb2.CommandType
+# Commands that may start the next run of a chain (they need event 1 of the closing run).
+CHAIN_COMMANDS = frozenset(
+    {
+        CT.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION,
+        CT.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
+        CT.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION,
+    }
+)
 
 
 # ---------------------------------------------------------------- workflow tasks
@@ -55,12 +71,19 @@ async def record_workflow_task_started(engine: Engine, req: hs.RecordWorkflowTas
         return True
 
     _, ms = await shard.update_run(req.namespace_id, ex.workflow_id, ex.run_id, apply)
+    return await _workflow_task_response(engine, shard, req.namespace_id, ex, ms, sticky_poll)
+
+
+async def _workflow_task_response(
+    engine: Engine, shard: ShardContext, namespace_id: str, ex: common_pb2.WorkflowExecution, ms: MutableState, partial: bool
+) -> ws.PollWorkflowTaskQueueResponse:
+    """The poll response of the run's started WFT: history (partial for sticky), buffered queries, updates."""
     wt = ms.wft
-    first = ms.record.last_completed_wft_started_event_id + 1 if sticky_poll else 1
-    events = await engine.read_events(shard, req.namespace_id, ex.workflow_id, ex.run_id, first, ms.record.next_event_id)
+    first = ms.record.last_completed_wft_started_event_id + 1 if partial else 1
+    events = await engine.read_events(shard, namespace_id, ex.workflow_id, ex.run_id, first, ms.record.next_event_id)
     events += ms.transient_events()
     token = tokens_pb2.TaskToken(
-        namespace_id=req.namespace_id,
+        namespace_id=namespace_id,
         workflow_id=ex.workflow_id,
         run_id=ex.run_id,
         scheduled_event_id=wt.scheduled_event_id,
@@ -81,8 +104,10 @@ async def record_workflow_task_started(engine: Engine, req: hs.RecordWorkflowTas
         scheduled_time=wt.scheduled_time,
         started_time=wt.started_time,
     )
-    for qid, q in engine.queries.pending((req.namespace_id, ex.workflow_id, ex.run_id)).items():
+    key = (namespace_id, ex.workflow_id, ex.run_id)
+    for qid, q in engine.queries.pending(key).items():
         resp.queries[qid].CopyFrom(q)
+    resp.messages.extend(updates.request_messages(engine.updates.deliverable(key), wt.started_event_id, wt.stamp))
     return resp
 
 
@@ -133,27 +158,65 @@ async def respond_workflow_task_completed(
     tok = _wft_token(req.task_token, namespace_id)
     shard = engine.shard(namespace_id, tok.workflow_id)
     started_attrs = None
-    if any(c.command_type == CT.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION for c in req.commands):
+    if any(c.command_type in CHAIN_COMMANDS for c in req.commands):
         current = await shard.load(namespace_id, tok.workflow_id, tok.run_id)
-        if current is not None and current.record.has_retry_policy:
+        if current is not None and (current.record.has_retry_policy or current.record.cron_schedule or any(
+            c.command_type == CT.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION for c in req.commands
+        )):
             started_attrs = await engine.started_attributes(shard, namespace_id, tok.workflow_id, tok.run_id)
+    key = (namespace_id, tok.workflow_id, tok.run_id)
 
-    def apply(ms: MutableState) -> object:
+    def apply(ms: MutableState) -> CompletionResult:
         if not token_matches_wft(ms, tok):
             raise NotFound(WFT_NOT_FOUND)
         ms.started_attributes = started_attrs
-        return complete_workflow_task(ms, req, engine.config)
+        return complete_workflow_task(
+            ms, req, engine.config, engine.updates.requests(key), engine.updates.has_undelivered(key)
+        )
 
-    result, _ = await shard.update_run(namespace_id, tok.workflow_id, tok.run_id, apply)
-    key = (namespace_id, tok.workflow_id, tok.run_id)
+    result, ms = await shard.update_run(namespace_id, tok.workflow_id, tok.run_id, apply)
+    if result.error is None:
+        engine.updates.apply(key, result.update_effects, tok.stamp)
+    if not ms.running:
+        engine.updates.drop_run(key)
+    engine.notifier.notify(key)
     engine.queries.resolve(key, dict(req.query_results))
-    if not result.new_wft_scheduled:  # type: ignore[attr-defined]
+    if not result.new_wft_scheduled:
         engine.queries.redispatch_all(key)
-    err = result.error  # type: ignore[attr-defined]
+    err = result.error
     metrics.workflow_task_outcome("failed" if err else "completed")
     if err is not None:
         raise InvalidArgument(err.message)
-    return ws.RespondWorkflowTaskCompletedResponse()
+    resp = ws.RespondWorkflowTaskCompletedResponse()
+    if req.return_new_workflow_task and result.new_wft_scheduled and ms.running:
+        task = await _start_inline(engine, shard, namespace_id, ms, req.identity)
+        if task is not None:
+            resp.workflow_task.CopyFrom(task)
+    return resp
+
+
+async def _start_inline(
+    engine: Engine, shard: ShardContext, namespace_id: str, ms: MutableState, identity: str
+) -> ws.PollWorkflowTaskQueueResponse | None:
+    """return_new_workflow_task (2.5): start the WFT this completion created and hand it back directly. Its
+    transfer task still exists; when Matching dispatches it, History answers "already started" and the stale
+    task is dropped. None if something else started or replaced it first."""
+    r = ms.record
+    scheduled_id, stamp = ms.wft.scheduled_event_id, ms.wft.stamp
+    request_id = str(uuid.uuid4())
+
+    def apply(m: MutableState) -> bool:
+        wt = m.wft
+        if not m.running or wt.scheduled_event_id != scheduled_id or wt.stamp != stamp or wt.started_event_id:
+            return False
+        m.start_workflow_task(request_id, identity)
+        return True
+
+    ex = common_pb2.WorkflowExecution(workflow_id=r.workflow_id, run_id=r.run_id)
+    started, m = await shard.update_run(namespace_id, r.workflow_id, r.run_id, apply)
+    if not started:
+        return None
+    return await _workflow_task_response(engine, shard, namespace_id, ex, m, bool(m.record.sticky_task_queue))
 
 
 async def respond_workflow_task_failed(

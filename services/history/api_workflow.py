@@ -12,7 +12,8 @@ from temporalio.api.history.v1 import message_pb2 as history_pb2
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from server.common.errors import AlreadyExists, CurrentRunConflict, InvalidArgument, NotFound, Unavailable
-from server.persistence.interface import CurrentExecutionRecord, CurrentRunMode
+from server.gen.durata.internal.history.v1 import state_pb2
+from server.persistence.interface import CurrentExecutionRecord, CurrentRunMode, HistoryTask, TaskCategory
 
 from . import workflow_ops
 from .engine import Engine
@@ -51,7 +52,12 @@ def _already_started(req: StartRequest, cur: CurrentExecutionRecord, msg: str) -
 
 
 async def start_workflow(
-    engine: Engine, namespace_id: str, req: StartRequest, *, signal_with_start: bool = False
+    engine: Engine,
+    namespace_id: str,
+    req: StartRequest,
+    *,
+    signal_with_start: bool = False,
+    parent: state_pb2.ParentInfo | None = None,
 ) -> tuple[str, bool]:
     """Returns (run_id, started). Runs the whole decision under the workflow id's lock."""
     workflow_ops.validate_start(req)
@@ -74,7 +80,7 @@ async def start_workflow(
 
     def fresh() -> MutableState:
         return workflow_ops.new_run(
-            req, namespace_id, str(uuid.uuid4()), engine.clock.now(), engine.config, ns.retention, signal
+            req, namespace_id, str(uuid.uuid4()), engine.clock.now(), engine.config, ns.retention, signal, parent=parent
         )
 
     async with shard.lock(namespace_id, req.workflow_id):
@@ -164,7 +170,20 @@ def _check_first_run(ms: MutableState, first_execution_run_id: str) -> None:
         raise NotFound("Workflow execution not found (first_execution_run_id does not match).")
 
 
-async def signal_workflow(engine: Engine, namespace_id: str, req: ws.SignalWorkflowExecutionRequest) -> None:
+def _check_child_of(ms: MutableState, source: common_pb2.WorkflowExecution) -> None:
+    """child_workflow_only: the target must be a child of the source run."""
+    p = ms.record.parent
+    if not ms.record.HasField("parent") or p.workflow_id != source.workflow_id or p.run_id != source.run_id:
+        raise NotFound("Workflow execution is not a child of the requesting workflow.")
+
+
+async def signal_workflow(
+    engine: Engine,
+    namespace_id: str,
+    req: ws.SignalWorkflowExecutionRequest,
+    external: common_pb2.WorkflowExecution | None = None,
+    child_workflow_only: bool = False,
+) -> None:
     if not req.signal_name:
         raise InvalidArgument("SignalName is not set on request.")
     shard = engine.shard(namespace_id, req.workflow_execution.workflow_id)
@@ -172,19 +191,33 @@ async def signal_workflow(engine: Engine, namespace_id: str, req: ws.SignalWorkf
 
     def apply(ms: MutableState) -> None:
         _require_running(ms)
-        workflow_ops.signal(ms, req)
+        if child_workflow_only and external is not None:
+            _check_child_of(ms, external)
+        workflow_ops.signal(ms, req, external)
 
     await shard.update_run(namespace_id, req.workflow_execution.workflow_id, run_id, apply)
 
 
-async def request_cancel(engine: Engine, namespace_id: str, req: ws.RequestCancelWorkflowExecutionRequest) -> None:
+async def request_cancel(
+    engine: Engine,
+    namespace_id: str,
+    req: ws.RequestCancelWorkflowExecutionRequest,
+    external: common_pb2.WorkflowExecution | None = None,
+    external_initiated_event_id: int = 0,
+    child_workflow_only: bool = False,
+) -> None:
+    """Closed target: a no-op for clients, NOT_FOUND for another workflow (external cancel, 5.3)."""
     shard = engine.shard(namespace_id, req.workflow_execution.workflow_id)
     run_id = await resolve_run_id(engine, shard, namespace_id, req.workflow_execution)
 
     def apply(ms: MutableState) -> None:
         _check_first_run(ms, req.first_execution_run_id)
+        if external is not None and external.workflow_id:
+            _require_running(ms)
+            if child_workflow_only:
+                _check_child_of(ms, external)
         if ms.running:
-            workflow_ops.request_cancel(ms, req)
+            workflow_ops.request_cancel(ms, req, external, external_initiated_event_id)
 
     await shard.update_run(namespace_id, req.workflow_execution.workflow_id, run_id, apply)
 
@@ -199,7 +232,9 @@ async def terminate(engine: Engine, namespace_id: str, req: ws.TerminateWorkflow
         workflow_ops.terminate(ms, req.reason, req.details if req.HasField("details") else None, req.identity)
 
     await shard.update_run(namespace_id, req.workflow_execution.workflow_id, run_id, apply)
-    engine.queries.redispatch_all((namespace_id, req.workflow_execution.workflow_id, run_id))
+    key = (namespace_id, req.workflow_execution.workflow_id, run_id)
+    engine.queries.redispatch_all(key)
+    engine.updates.drop_run(key)  # waiters see the closed run and fail
 
 
 async def delete_workflow(engine: Engine, namespace_id: str, execution: common_pb2.WorkflowExecution) -> None:
@@ -207,11 +242,23 @@ async def delete_workflow(engine: Engine, namespace_id: str, execution: common_p
     shard = engine.shard(namespace_id, execution.workflow_id)
     run_id = await resolve_run_id(engine, shard, namespace_id, execution)
 
-    def apply(ms: MutableState) -> None:
+    def apply(ms: MutableState) -> bool:
         if ms.running:
             workflow_ops.terminate(ms, "Delete workflow execution", None, "history-service")
+            return True
+        return False
 
-    await shard.update_run(namespace_id, execution.workflow_id, run_id, apply)
+    terminated, ms = await shard.update_run(namespace_id, execution.workflow_id, run_id, apply)
+    if terminated and (ms.record.HasField("parent") or ms.record.children):
+        # The close work (parent notification, parent close policies) needs this run's rows: do it now.
+        from . import outbound_tasks
+
+        task = HistoryTask(TaskCategory.TRANSFER, 0, engine.clock.now(), namespace_id, execution.workflow_id, run_id, b"")
+        info = state_pb2.HistoryTaskInfo(type=state_pb2.HISTORY_TASK_TYPE_CLOSE_EXECUTION, event_id=int(ms.record.HasField("parent")))
+        await outbound_tasks.close_execution(engine, shard, task, info, ms)
+    key = (namespace_id, execution.workflow_id, run_id)
+    engine.queries.redispatch_all(key)
+    engine.updates.drop_run(key)
     await delete_run_rows(engine, shard, namespace_id, execution.workflow_id, run_id)
 
 

@@ -1,5 +1,6 @@
 """Commands of a workflow task completion -> events (reference 2.5), plus user timers (5.1) and
-memo / search-attribute merging (5.6)."""
+memo / search-attribute merging (5.6). Chains, children, external signals/cancels and update messages
+have their own modules."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from temporalio.api.history.v1 import message_pb2 as history_pb2
 from server.gen.durata.internal.history.v1 import state_pb2
 from server.persistence.interface import TaskCategory
 
-from . import activities, chains
+from . import activities, chains, children, external
 from .activities import CommandError
 from .config import HistoryConfig
 from .mutable_state import MutableState, T, from_dur, to_ts
+from .updates import ProtocolContext
 
 CT = command_type_pb2.CommandType
 ST = wf_enums.WorkflowExecutionStatus
@@ -33,28 +35,8 @@ CLOSE_COMMANDS = frozenset(
     }
 )
 
-# Commands this server does not implement yet: the WFT fails with a cause and a message that says so.
+# Commands this server does not implement: the WFT fails with a cause and a message that says so.
 UNSUPPORTED: dict[int, tuple[int, str]] = {
-    CT.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION: (
-        fc.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_CHILD_EXECUTION_ATTRIBUTES,
-        "Child workflows are not supported by this server yet.",
-    ),
-    CT.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION: (
-        fc.WORKFLOW_TASK_FAILED_CAUSE_BAD_CONTINUE_AS_NEW_ATTRIBUTES,
-        "Continue-as-new is not supported by this server yet.",
-    ),
-    CT.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: (
-        fc.WORKFLOW_TASK_FAILED_CAUSE_BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
-        "Signaling external workflows is not supported by this server yet.",
-    ),
-    CT.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION: (
-        fc.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
-        "Cancelling external workflows is not supported by this server yet.",
-    ),
-    CT.COMMAND_TYPE_PROTOCOL_MESSAGE: (
-        fc.WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE,
-        "Workflow updates are not supported by this server yet.",
-    ),
     CT.COMMAND_TYPE_SCHEDULE_NEXUS_OPERATION: (
         fc.WORKFLOW_TASK_FAILED_CAUSE_FEATURE_DISABLED,
         "Nexus operations are not supported by this server.",
@@ -83,7 +65,12 @@ def merge_payload_map(target: Any, upserted: Any) -> None:
 
 
 def apply_commands(
-    ms: MutableState, commands: list[command_pb2.Command], completed_id: int, identity: str, config: HistoryConfig
+    ms: MutableState,
+    commands: list[command_pb2.Command],
+    completed_id: int,
+    identity: str,
+    config: HistoryConfig,
+    protocol: ProtocolContext | None = None,
 ) -> bool:
     """Apply commands in order; returns True if a new WFT must be forced (activity cancelled before start)."""
     force_new_wft = False
@@ -140,10 +127,13 @@ def apply_commands(
             ms.add_task(TaskCategory.VISIBILITY, T.HISTORY_TASK_TYPE_VISIBILITY_UPSERT)
         elif ct == CT.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION:
             ca = cmd.complete_workflow_execution_command_attributes
+            result = ca.result if ca.HasField("result") else None
             ev = ms.close(
                 ST.WORKFLOW_EXECUTION_STATUS_COMPLETED,
                 history_pb2.WorkflowExecutionCompletedEventAttributes(
-                    result=ca.result if ca.HasField("result") else None, workflow_task_completed_event_id=completed_id
+                    result=result,
+                    workflow_task_completed_event_id=completed_id,
+                    new_execution_run_id=chains.cron_after_completion(ms, result, config),
                 ),
             )
         elif ct == CT.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION:
@@ -151,8 +141,24 @@ def apply_commands(
             failed = history_pb2.WorkflowExecutionFailedEventAttributes(
                 failure=fa.failure, workflow_task_completed_event_id=completed_id
             )
-            failed.retry_state, failed.new_execution_run_id = chains.maybe_retry(ms, fa.failure, config)  # type: ignore[assignment]
+            failed.retry_state, failed.new_execution_run_id = chains.retry_or_cron(ms, fa.failure, config)  # type: ignore[assignment]
             ev = ms.close(ST.WORKFLOW_EXECUTION_STATUS_FAILED, failed)
+        elif ct == CT.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION:
+            ev = chains.continue_as_new(ms, cmd.continue_as_new_workflow_execution_command_attributes, completed_id, config)
+        elif ct == CT.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION:
+            ev = children.initiate_child(ms, cmd.start_child_workflow_execution_command_attributes, completed_id)
+        elif ct == CT.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION:
+            ev = external.initiate_signal(ms, cmd.signal_external_workflow_execution_command_attributes, completed_id)
+        elif ct == CT.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION:
+            ev = external.initiate_cancel(
+                ms, cmd.request_cancel_external_workflow_execution_command_attributes, completed_id
+            )
+        elif ct == CT.COMMAND_TYPE_PROTOCOL_MESSAGE:
+            if protocol is None:
+                raise CommandError(
+                    fc.WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE, "ProtocolMessageCommand without messages."
+                )
+            ev = protocol.command(ms, cmd.protocol_message_command_attributes, completed_id)
         elif ct == CT.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION:
             xa = cmd.cancel_workflow_execution_command_attributes
             ev = ms.close(

@@ -19,6 +19,7 @@ from .namespaces import NamespaceCache
 from .notifier import Notifier
 from .queries import QueryRegistry
 from .shard import ShardContext
+from .updates import UpdateRegistry
 
 log = structlog.get_logger("durata.history")
 
@@ -34,6 +35,10 @@ class Engine:
         self.shards: dict[int, ShardContext] = {}
         self.num_shards = 0
         self.matching: Any = None
+        # HistoryService client for calls to other workflows (children, external signals/cancels). The
+        # in-process handler by default; a router over remote History hosts would have the same shape.
+        self.history: Any = None
+        self.updates = UpdateRegistry()
 
     def shard(self, namespace_id: str, workflow_id: str) -> ShardContext:
         sid = shard_for(namespace_id, workflow_id, self.num_shards) if self.num_shards else 0

@@ -7,7 +7,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from server.gen.durata.internal.history.v1 import service_pb2 as hs
 
-from . import api_read, api_tasks, api_workflow
+from . import api_internal, api_read, api_tasks, api_updates, api_workflow
 from .engine import Engine
 
 
@@ -18,7 +18,9 @@ class HistoryHandler:
     async def StartWorkflowExecution(
         self, request: hs.StartWorkflowExecutionRequest, *, deadline: float | None = None
     ) -> ws.StartWorkflowExecutionResponse:
-        run_id, started = await api_workflow.start_workflow(self._e, request.namespace_id, request.request)
+        run_id, started = await api_workflow.start_workflow(
+            self._e, request.namespace_id, request.request, parent=request.parent if request.HasField("parent") else None
+        )
         return ws.StartWorkflowExecutionResponse(
             run_id=run_id, first_execution_run_id=run_id, started=started, status=_running() if started else 0  # type: ignore[arg-type]
         )
@@ -34,13 +36,22 @@ class HistoryHandler:
     async def SignalWorkflowExecution(
         self, request: hs.SignalWorkflowExecutionRequest, *, deadline: float | None = None
     ) -> ws.SignalWorkflowExecutionResponse:
-        await api_workflow.signal_workflow(self._e, request.namespace_id, request.request)
+        await api_workflow.signal_workflow(
+            self._e, request.namespace_id, request.request,
+            request.external_workflow_execution if request.HasField("external_workflow_execution") else None,
+            request.child_workflow_only,
+        )
         return ws.SignalWorkflowExecutionResponse()
 
     async def RequestCancelWorkflowExecution(
         self, request: hs.RequestCancelWorkflowExecutionRequest, *, deadline: float | None = None
     ) -> ws.RequestCancelWorkflowExecutionResponse:
-        await api_workflow.request_cancel(self._e, request.namespace_id, request.request)
+        await api_workflow.request_cancel(
+            self._e, request.namespace_id, request.request,
+            request.external_workflow_execution if request.HasField("external_workflow_execution") else None,
+            request.external_initiated_event_id,
+            request.child_workflow_only,
+        )
         return ws.RequestCancelWorkflowExecutionResponse()
 
     async def TerminateWorkflowExecution(
@@ -112,6 +123,28 @@ class HistoryHandler:
         self, request: hs.RecordActivityTaskHeartbeatRequest, *, deadline: float | None = None
     ) -> ws.RecordActivityTaskHeartbeatResponse:
         return await api_tasks.record_heartbeat(self._e, request)
+
+    async def UpdateWorkflowExecution(
+        self, request: hs.UpdateWorkflowExecutionRequest, *, deadline: float | None = None
+    ) -> ws.UpdateWorkflowExecutionResponse:
+        return await api_updates.update_workflow(self._e, request, deadline)
+
+    async def PollWorkflowExecutionUpdate(
+        self, request: hs.PollWorkflowExecutionUpdateRequest, *, deadline: float | None = None
+    ) -> ws.PollWorkflowExecutionUpdateResponse:
+        return await api_updates.poll_update(self._e, request, deadline)
+
+    async def ScheduleWorkflowTask(
+        self, request: hs.ScheduleWorkflowTaskRequest, *, deadline: float | None = None
+    ) -> hs.ScheduleWorkflowTaskResponse:
+        await api_internal.schedule_workflow_task(self._e, request)
+        return hs.ScheduleWorkflowTaskResponse()
+
+    async def RecordChildExecutionCompleted(
+        self, request: hs.RecordChildExecutionCompletedRequest, *, deadline: float | None = None
+    ) -> hs.RecordChildExecutionCompletedResponse:
+        await api_internal.record_child_completed(self._e, request)
+        return hs.RecordChildExecutionCompletedResponse()
 
 
 def _running() -> int:

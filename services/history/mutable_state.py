@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message
-from temporalio.api.enums.v1 import failed_cause_pb2, task_queue_pb2
+from temporalio.api.enums.v1 import event_type_pb2, failed_cause_pb2, task_queue_pb2
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.history.v1 import message_pb2 as history_pb2
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb2
@@ -22,6 +22,15 @@ from server.persistence.interface import TaskCategory
 
 from .events import make_event
 
+CHILD_CLOSE_EVENT_TYPES = frozenset(
+    {
+        event_type_pb2.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED,
+        event_type_pb2.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED,
+        event_type_pb2.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED,
+        event_type_pb2.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT,
+        event_type_pb2.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED,
+    }
+)
 STATE_CREATED = 1
 STATE_RUNNING = 2
 STATE_COMPLETED = 3
@@ -66,6 +75,7 @@ class MutableState:
     now: datetime
     db_record_version: int = 0
     retention: timedelta = timedelta(days=1)
+    namespace_name: str = ""
     new_events: list[history_pb2.HistoryEvent] = field(default_factory=list)
     tasks: list[TaskIntent] = field(default_factory=list)
     # Set by anything that changes the record without adding events (heartbeats, sticky changes...).
@@ -74,6 +84,8 @@ class MutableState:
     started_attributes: history_pb2.WorkflowExecutionStartedEventAttributes | None = None
     # The next run of the chain, created in the same transaction (workflow retry).
     new_run: MutableState | None = None
+    # initiated id -> event id of ChildWorkflowExecutionStarted events flushed in this transaction.
+    _child_started_ids: dict[int, int] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ basics
 
@@ -156,7 +168,14 @@ class MutableState:
             self.record.history_size_bytes += ev.ByteSize()
             self.new_events.append(ev)
             attrs = getattr(ev, ev.WhichOneof("attributes") or "")
-            if getattr(attrs, "started_event_id", 0) == -1:
+            if ev.HasField("child_workflow_execution_started_event_attributes"):
+                child = self.record.children.get(attrs.initiated_event_id)
+                if child is not None and child.started_event_id == -1:
+                    child.started_event_id = ev.event_id
+                self._child_started_ids[attrs.initiated_event_id] = ev.event_id
+            elif ev.event_type in CHILD_CLOSE_EVENT_TYPES and attrs.started_event_id == -1:
+                attrs.started_event_id = self._child_started_ids.get(attrs.initiated_event_id, 0)
+            elif getattr(attrs, "started_event_id", 0) == -1:
                 attrs.started_event_id = ev.event_id - 1  # lazy ActivityTaskStarted flushed right before it
         if events:
             self.dirty = True
@@ -210,7 +229,8 @@ class MutableState:
 
     def ensure_workflow_task(self) -> None:
         """After new events: make sure one WFT will deliver them (at most one WFT per run)."""
-        if not self.running or self.record.wft_backoff_pending or self.wft_started:
+        r = self.record
+        if not self.running or r.wft_backoff_pending or r.awaiting_parent_started or self.wft_started:
             return
         if self.wft_scheduled:
             if self.wft.transient and self.wft.scheduled_event_id != self.record.next_event_id:
@@ -326,7 +346,9 @@ class MutableState:
     # ------------------------------------------------------------------ closing
 
     def close(self, status: int, close_attributes: Message) -> history_pb2.HistoryEvent:
-        """Write the close event and retire everything pending; the retention timer deletes the run later."""
+        """Write the close event and retire everything pending. A chain's successor (``new_run``) must be
+        attached before this is called: only a chain's final close notifies the parent. Retention is the
+        internal worker's job (it deletes closed runs through DeleteWorkflowExecution)."""
         r = self.record
         ev = self.append(close_attributes)
         r.state = STATE_COMPLETED
@@ -338,8 +360,16 @@ class MutableState:
         r.timers.clear()
         del r.buffered_events[:]
         r.wft_backoff_pending = False
+        r.awaiting_parent_started = False
+        r.pending_signals.clear()
+        r.pending_cancels.clear()
         self.add_task(TaskCategory.VISIBILITY, T.HISTORY_TASK_TYPE_VISIBILITY_CLOSE)
-        self.add_timer_task(T.HISTORY_TASK_TYPE_DELETE_HISTORY_EVENT, self.now + self.retention)
+        notify_parent = r.HasField("parent") and self.new_run is None
+        if notify_parent or any(
+            c.parent_close_policy != wf_enums.PARENT_CLOSE_POLICY_ABANDON for c in r.children.values()
+        ):
+            # Parent notification and parent close policies (children.py); event_id 1 = notify the parent.
+            self.add_task(TaskCategory.TRANSFER, T.HISTORY_TASK_TYPE_CLOSE_EXECUTION, event_id=int(notify_parent))
         return ev
 
     def force_close_started_wft(self) -> None:

@@ -27,6 +27,12 @@ class NamespaceCache:
         self._default_retention = default_retention
         self._cache: dict[str, tuple[float, NamespaceEntry]] = {}
 
+    async def get_by_name(self, name: str) -> NamespaceEntry:
+        rec = await self._persistence.namespaces.get_namespace_by_name(name)
+        if rec is None:
+            raise NamespaceNotFound(name)
+        return await self.get(rec.id)
+
     async def get(self, namespace_id: str) -> NamespaceEntry:
         hit = self._cache.get(namespace_id)
         if hit is not None and hit[0] > time.monotonic():

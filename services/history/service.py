@@ -37,6 +37,7 @@ class HistoryService:
             persistence, clock, config, NamespaceCache(persistence, timedelta(seconds=config.default_retention_seconds))
         )
         self.handler = HistoryHandler(self.engine)
+        self.engine.history = self.handler
         self._processors: dict[tuple[int, TaskCategory], QueueProcessor] = {}
         self._started = False
 
@@ -57,7 +58,8 @@ class HistoryService:
                 ClusterMetadata(cluster_name="active", num_history_shards=self.config.num_history_shards)
             )
         self.engine.num_shards = meta.num_history_shards
-        owned = self.config.owned_shards or list(range(1, meta.num_history_shards + 1))
+        # [] = none at start: in a cluster the shard controller acquires what the membership ring assigns.
+        owned = self.config.owned_shards if self.config.owned_shards is not None else list(range(1, meta.num_history_shards + 1))
         for sid in owned:
             await self.acquire_shard(sid)
         self._started = True

@@ -142,7 +142,7 @@ class ShardContext:
         copy = state_pb2.MutableState()
         copy.CopyFrom(cached.record)
         ns = await self.namespaces.get(namespace_id)
-        return MutableState(copy, self.clock.now(), cached.db_record_version, ns.retention)
+        return MutableState(copy, self.clock.now(), cached.db_record_version, ns.retention, ns.name)
 
     async def current_run_id(self, namespace_id: str, workflow_id: str) -> str | None:
         cur = await self.persistence.executions.get_current_execution(self.shard_id, namespace_id, workflow_id)

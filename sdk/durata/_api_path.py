@@ -21,8 +21,9 @@ def install() -> None:
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("Durata needs the temporalio package for its protobuf API definitions (temporalio.api)")
     pkg = types.ModuleType("temporalio", "Temporal API namespace (package __init__ not executed by Durata)")
-    pkg.__path__ = pkgutil.extend_path(list(spec.submodule_search_locations), "temporalio")
-    spec.submodule_search_locations = pkg.__path__
+    path = list(pkgutil.extend_path(list(spec.submodule_search_locations), "temporalio"))
+    pkg.__path__ = path
+    spec.submodule_search_locations = path
     pkg.__spec__ = spec
     pkg.__loader__ = spec.loader
     pkg.__file__ = spec.origin

@@ -33,7 +33,7 @@ class ServiceClient:
 
     def __init__(self, target: str, *, tls: bool | TLSConfig = False, api_key: str | None = None,
                  rpc_metadata: Mapping[str, str] | None = None) -> None:
-        options = [("grpc.max_receive_message_length", 128 * 1024 * 1024),
+        options: list[tuple[str, int | str]] = [("grpc.max_receive_message_length", 128 * 1024 * 1024),
                    ("grpc.max_send_message_length", 128 * 1024 * 1024)]
         if tls:
             cfg = tls if isinstance(tls, TLSConfig) else TLSConfig()

@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, overload
+from typing import Any, NoReturn, TypeVar, overload
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -122,6 +122,16 @@ def info() -> Info:
 def heartbeat(*details: Any) -> None:
     """Record progress; throttled by the worker. Cancellation arrives via the heartbeat response."""
     _ctx().heartbeat_fn(details)
+
+
+def raise_complete_async() -> NoReturn:
+    """End the activity function without completing the activity: something else completes it later, through
+    ``Client.get_async_activity_handle(task_token=activity.info().task_token)`` (or the activity's ids)."""
+    raise _CompleteAsyncError()
+
+
+class _CompleteAsyncError(BaseException):
+    pass
 
 
 def is_cancelled() -> bool:

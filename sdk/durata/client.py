@@ -23,6 +23,12 @@ from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv
 
 from . import exceptions as exc
+from ._async_activity import (
+    AsyncActivityCancelledError,
+    AsyncActivityHandle,
+    AsyncActivityIDReference,
+    async_activity_handle,
+)
 from ._history import WorkflowHistory
 from ._service import ServiceClient, TLSConfig
 from .common import (
@@ -47,6 +53,7 @@ __all__ = [
     "WorkflowUpdateStage", "WorkflowFailureError", "WorkflowQueryFailedError", "WorkflowQueryRejectedError",
     "WorkflowUpdateFailedError", "WorkflowContinuedAsNewError", "WorkflowExecution", "WorkflowExecutionDescription",
     "WorkflowExecutionCount", "RetryPolicy", "WorkflowIDReusePolicy", "WorkflowIDConflictPolicy",
+    "AsyncActivityHandle", "AsyncActivityIDReference", "AsyncActivityCancelledError",
 ]
 
 
@@ -96,6 +103,10 @@ class WorkflowUpdateStage(IntEnum):
     ADMITTED = update_enums.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
     ACCEPTED = update_enums.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED
     COMPLETED = update_enums.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED
+
+
+def _stage(stage: WorkflowUpdateStage) -> update_enums.UpdateWorkflowExecutionLifecycleStage.ValueType:
+    return update_enums.UpdateWorkflowExecutionLifecycleStage.ValueType(stage)
 
 
 @dataclasses.dataclass
@@ -269,6 +280,14 @@ class Client:
         return self.get_workflow_handle(workflow_id, run_id=run_id, first_execution_run_id=first_execution_run_id,
                                         result_type=workflow_result_type(workflow))
 
+    def get_async_activity_handle(self, *, workflow_id: str | None = None, run_id: str | None = None,
+                                  activity_id: str | None = None, task_token: bytes | None = None
+                                  ) -> AsyncActivityHandle:
+        """Handle to an activity that called ``activity.raise_complete_async()``: give its ``task_token`` alone,
+        or ``workflow_id`` + ``run_id`` + ``activity_id``."""
+        return async_activity_handle(self, workflow_id=workflow_id, run_id=run_id, activity_id=activity_id,
+                                     task_token=task_token)
+
     # ------------------------------------------------------------------ visibility
 
     async def list_workflows(self, query: str | None = None, *, page_size: int = 1000,
@@ -385,7 +404,8 @@ class WorkflowHandle:
             namespace=self._client.namespace, execution=self._execution(),
             query=query_pb.WorkflowQuery(query_type=handler_name(query),
                                          query_args=self._client.data_converter.encode_payloads(all_args)),
-            query_reject_condition=int(reject_condition or 0) or query_enums.QUERY_REJECT_CONDITION_NONE)
+            query_reject_condition=query_enums.QueryRejectCondition.ValueType(
+                int(reject_condition or 0) or query_enums.QUERY_REJECT_CONDITION_NONE))
         try:
             resp = await self._client._call("QueryWorkflow", req, rpc_timeout)
         except exc.RPCError as err:
@@ -407,7 +427,7 @@ class WorkflowHandle:
         req = wsv.UpdateWorkflowExecutionRequest(
             namespace=self._client.namespace, workflow_execution=self._execution(),
             first_execution_run_id=self.first_execution_run_id or "",
-            wait_policy=update_pb.WaitPolicy(lifecycle_stage=int(wait_for_stage)),
+            wait_policy=update_pb.WaitPolicy(lifecycle_stage=_stage(wait_for_stage)),
             request=update_pb.Request(
                 meta=update_pb.Meta(update_id=uid, identity=self._client.identity),
                 input=update_pb.Input(name=handler_name(update),
@@ -484,7 +504,7 @@ class WorkflowUpdateHandle:
                         workflow_execution=common_pb.WorkflowExecution(workflow_id=self.workflow_id,
                                                                        run_id=self.workflow_run_id or ""),
                         update_id=self.id),
-                    wait_policy=update_pb.WaitPolicy(lifecycle_stage=WorkflowUpdateStage.COMPLETED)),
+                    wait_policy=update_pb.WaitPolicy(lifecycle_stage=_stage(WorkflowUpdateStage.COMPLETED))),
                     rpc_timeout or 60)
             except exc.RPCError as err:
                 if err.status == RPCStatusCode.DEADLINE_EXCEEDED and rpc_timeout is None:

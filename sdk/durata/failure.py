@@ -7,6 +7,7 @@ import traceback
 from typing import Any
 
 from temporalio.api.common.v1 import message_pb2 as common_pb
+from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.failure.v1 import message_pb2 as failure_pb
 
 from . import exceptions as exc
@@ -41,7 +42,7 @@ def to_failure(err: BaseException, conv: DataConverter | None = None) -> failure
     elif isinstance(err, exc.TerminatedError):
         f.terminated_failure_info.SetInParent()
     elif isinstance(err, exc.TimeoutError):
-        f.timeout_failure_info.timeout_type = int(err.type or 0)
+        f.timeout_failure_info.timeout_type = wf_enums.TimeoutType.ValueType(err.type or 0)
         if err.last_heartbeat_details:
             f.timeout_failure_info.last_heartbeat_details.CopyFrom(_details(conv, err.last_heartbeat_details))
     elif isinstance(err, exc.ServerError):
@@ -53,7 +54,7 @@ def to_failure(err: BaseException, conv: DataConverter | None = None) -> failure
         a.identity = err.identity
         a.activity_type.name = err.activity_type
         a.activity_id = err.activity_id
-        a.retry_state = int(err.retry_state or 0)
+        a.retry_state = wf_enums.RetryState.ValueType(err.retry_state or 0)
     elif isinstance(err, exc.ChildWorkflowError):
         c = f.child_workflow_execution_failure_info
         c.namespace = err.namespace
@@ -62,7 +63,7 @@ def to_failure(err: BaseException, conv: DataConverter | None = None) -> failure
         c.workflow_type.name = err.workflow_type
         c.initiated_event_id = err.initiated_event_id
         c.started_event_id = err.started_event_id
-        c.retry_state = int(err.retry_state or 0)
+        c.retry_state = wf_enums.RetryState.ValueType(err.retry_state or 0)
     else:
         f.application_failure_info.type = type(err).__name__
     cause = err.__cause__

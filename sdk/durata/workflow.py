@@ -15,7 +15,7 @@ import typing
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from enum import IntEnum
+from enum import Enum, IntEnum
 from random import Random
 from typing import Any, TypeVar
 
@@ -29,6 +29,13 @@ _MISSING: Any = object()
 # ---------------------------------------------------------------- definitions
 
 
+class HandlerUnfinishedPolicy(Enum):
+    """What happens when the workflow finishes while a signal or update handler is still running."""
+
+    WARN_AND_ABANDON = 1  # log a warning (and warnings.warn) naming the unfinished handlers
+    ABANDON = 2
+
+
 @dataclasses.dataclass
 class _Handler:
     name: str | None  # None = dynamic
@@ -37,6 +44,7 @@ class _Handler:
     arg_types: list[Any]
     ret_type: Any
     validator: Callable[..., Any] | None = None
+    unfinished_policy: HandlerUnfinishedPolicy = HandlerUnfinishedPolicy.WARN_AND_ABANDON
 
 
 @dataclasses.dataclass
@@ -79,7 +87,8 @@ def defn(cls: Any = None, *, name: str | None = None, sandboxed: bool = True, dy
                 elif kind in ("signal", "query", "update"):
                     at, rt = _types_of(attr)
                     h = _Handler(attr.__durata_name__, attr, inspect.iscoroutinefunction(attr), at, rt,
-                                 getattr(attr, "__durata_validator__", None))
+                                 getattr(attr, "__durata_validator__", None),
+                                 getattr(attr, "__durata_unfinished_policy__", HandlerUnfinishedPolicy.WARN_AND_ABANDON))
                     {"signal": signals, "query": queries, "update": updates}[kind][h.name or "*"] = h
         if run_fn is None:
             raise ValueError(f"Workflow class {c.__name__} has no @workflow.run method")
@@ -108,16 +117,27 @@ def init(fn: T) -> T:
 
 
 def run(fn: T) -> T:
-    if not inspect.iscoroutinefunction(fn):
+    is_async = inspect.iscoroutinefunction(fn)  # (not narrowing ``fn`` keeps its type T)
+    if not is_async:
         raise ValueError("@workflow.run method must be async")
     fn.__durata_kind__ = "run"  # type: ignore[attr-defined]
     return fn
 
 
-def _handler_deco(kind: str, fn: Any, name: str | None, dynamic: bool) -> Any:
+class UnfinishedUpdateHandlersWarning(RuntimeWarning):
+    """The workflow finished before all update handlers had finished executing."""
+
+
+class UnfinishedSignalHandlersWarning(RuntimeWarning):
+    """The workflow finished before all signal handlers had finished executing."""
+
+
+def _handler_deco(kind: str, fn: Any, name: str | None, dynamic: bool,
+                  unfinished_policy: HandlerUnfinishedPolicy = HandlerUnfinishedPolicy.WARN_AND_ABANDON) -> Any:
     def deco(f: Any) -> Any:
         f.__durata_kind__ = kind
         f.__durata_name__ = None if dynamic else (name or f.__name__)
+        f.__durata_unfinished_policy__ = unfinished_policy
         if kind == "update":
             def validator(vf: Any) -> Any:
                 f.__durata_validator__ = vf
@@ -129,16 +149,18 @@ def _handler_deco(kind: str, fn: Any, name: str | None, dynamic: bool) -> Any:
     return deco(fn) if fn is not None else deco
 
 
-def signal(fn: Any = None, *, name: str | None = None, dynamic: bool = False, **_: Any) -> Any:
-    return _handler_deco("signal", fn, name, dynamic)
+def signal(fn: Any = None, *, name: str | None = None, dynamic: bool = False,
+           unfinished_policy: HandlerUnfinishedPolicy = HandlerUnfinishedPolicy.WARN_AND_ABANDON, **_: Any) -> Any:
+    return _handler_deco("signal", fn, name, dynamic, unfinished_policy)
 
 
 def query(fn: Any = None, *, name: str | None = None, dynamic: bool = False, **_: Any) -> Any:
     return _handler_deco("query", fn, name, dynamic)
 
 
-def update(fn: Any = None, *, name: str | None = None, dynamic: bool = False, **_: Any) -> Any:
-    return _handler_deco("update", fn, name, dynamic)
+def update(fn: Any = None, *, name: str | None = None, dynamic: bool = False,
+           unfinished_policy: HandlerUnfinishedPolicy = HandlerUnfinishedPolicy.WARN_AND_ABANDON, **_: Any) -> Any:
+    return _handler_deco("update", fn, name, dynamic, unfinished_policy)
 
 
 def handler_name(fn: Any) -> str:
@@ -561,6 +583,7 @@ class unsafe:  # noqa: N801 - mirrors temporalio.workflow.unsafe namespace
 
 __all__ = [
     "ActivityCancellationType", "ChildWorkflowCancellationType", "ChildWorkflowHandle", "ContinueAsNewError",
+    "HandlerUnfinishedPolicy", "UnfinishedSignalHandlersWarning", "UnfinishedUpdateHandlersWarning",
     "Info", "ParentClosePolicy", "continue_as_new", "defn", "deprecate_patch", "execute_activity",
     "execute_child_workflow", "get_external_workflow_handle", "info", "init", "logger", "memo", "memo_value", "now",
     "patched", "query", "random", "run", "signal", "sleep", "start_activity", "start_child_workflow", "unsafe",

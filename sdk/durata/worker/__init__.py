@@ -35,18 +35,27 @@ class Worker:
                  max_heartbeat_throttle_interval: timedelta = timedelta(seconds=60),
                  default_heartbeat_throttle_interval: timedelta = timedelta(seconds=30),
                  graceful_shutdown_timeout: timedelta = timedelta(), identity: str | None = None,
-                 **_ignored: Any) -> None:
+                 workflow_task_executor: concurrent.futures.ThreadPoolExecutor | None = None,
+                 debug_mode: bool = False, **_ignored: Any) -> None:
         if not activities and not workflows:
             raise ValueError("At least one activity or workflow must be specified")
         self.client = client
         self.task_queue = task_queue
         self.identity = identity or client.identity or f"{os.getpid()}@{socket.gethostname()}"
         self._graceful = graceful_shutdown_timeout
+        # Workflow code runs on these threads so that a workflow that does not yield is detected (deadlock).
+        debug_mode = debug_mode or bool(os.environ.get("TEMPORAL_DEBUG"))
+        self._own_task_executor = workflow_task_executor is None and bool(workflows) and not debug_mode
+        if self._own_task_executor:
+            workflow_task_executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=max(os.cpu_count() or 4, 4), thread_name_prefix="durata_workflow")
+        self._task_executor = workflow_task_executor
         self._wf = WorkflowWorker(
             client, task_queue, workflows, identity=self.identity, max_concurrent=max_concurrent_workflow_tasks,
             max_cached=max_cached_workflows, sticky_timeout=sticky_queue_schedule_to_start_timeout,
             pollers=max_concurrent_workflow_task_polls, activities=activities,
-            executor=activity_executor) if workflows else None
+            executor=activity_executor, task_executor=workflow_task_executor,
+            debug_mode=debug_mode) if workflows else None
         self._act = ActivityWorker(
             client, task_queue, activities, identity=self.identity, max_concurrent=max_concurrent_activities,
             executor=activity_executor, pollers=max_concurrent_activity_task_polls,
@@ -109,6 +118,8 @@ class Worker:
             await self._act.shutdown(self._graceful)
         if self._wf:
             await self._wf.shutdown()
+        if self._own_task_executor and self._task_executor is not None:
+            self._task_executor.shutdown(wait=False)
 
     async def _check_namespace(self) -> None:
         """Fail fast (like the official worker) when the namespace does not exist."""

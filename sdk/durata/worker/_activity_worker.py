@@ -191,7 +191,11 @@ class ActivityWorker:
                     f"{', '.join(sorted(self.defns)) or '(none)'}", type="NotFoundError")
             arg_types, ret_type = _types_of(defn.fn)
             args = conv.decode(task.input.payloads, arg_types)
-            result = await self._invoke(defn, args, running)
+            try:
+                result = await self._invoke(defn, args, running)
+            except act._CompleteAsyncError:
+                logger.debug("Activity %s (%s) will be completed asynchronously", task.activity_id, name)
+                return
             await self._respond("RespondActivityTaskCompleted", wsv.RespondActivityTaskCompletedRequest(
                 task_token=task.task_token, identity=self.identity, namespace=self.client.namespace,
                 result=conv.encode_payloads([result])))

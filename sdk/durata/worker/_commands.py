@@ -45,7 +45,7 @@ def _camel(name: str, prefix: str) -> str:
     return "".join(p.capitalize() for p in name.removeprefix(prefix).split("_"))
 
 
-def event_type_name(event_type: int) -> str:
+def event_type_name(event_type: et.EventType.ValueType) -> str:
     return _camel(E.Name(event_type), "EVENT_TYPE_")
 
 

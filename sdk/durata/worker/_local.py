@@ -3,8 +3,9 @@
 Scheduling emits no command. When the workflow loop goes idle with local activities pending, the worker runs
 them and feeds the outcomes back within the same workflow task; each outcome emits a RECORD_MARKER command
 and resolves the awaiting future. On replay the outcomes come from the markers of the same workflow task,
-applied at the same point (after the loop goes idle), so command order is identical. Limitation: a local
-activity must finish within the workflow task timeout (no workflow-task heartbeating).
+applied at the same point (after the loop goes idle), so command order is identical. A local activity that runs
+longer than 80% of the workflow task timeout is kept alive by workflow-task heartbeats (see _workflow_worker.py):
+the commands so far are completed with a forced new workflow task, and the outcome lands in a later task.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +28,10 @@ from .. import activity as act
 from .. import exceptions as exc
 from ..common import RetryPolicy
 from ..failure import from_failure, to_failure
+from ._loop import WorkflowLoop
 
 if TYPE_CHECKING:
     from ..converter import DataConverter
-    from ._workflow_instance import WorkflowInstance
 
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
 C = ct.CommandType
@@ -72,8 +73,10 @@ def marker_outcome(ev: history_pb.HistoryEvent) -> tuple[int, LocalOutcome] | No
     return int(data["seq"]), out
 
 
-class LocalActivityOps:
-    def wf_start_local_activity(self: WorkflowInstance, name: str, args: Sequence[Any], *, result_type: Any,
+class LocalActivityOps(WorkflowLoop):
+    pending_local: dict[int, LocalActivity]
+
+    def wf_start_local_activity(self, name: str, args: Sequence[Any], *, result_type: Any,
                                 start_to_close_timeout: timedelta | None, schedule_to_close_timeout: timedelta | None,
                                 retry_policy: RetryPolicy | None, activity_id: str | None) -> asyncio.Task[Any]:
         self._seq["local"] += 1
@@ -95,13 +98,13 @@ class LocalActivityOps:
 
         return self.create_task(run())
 
-    def _local_error(self: WorkflowInstance, la: LocalActivity, cause: BaseException) -> exc.ActivityError:
+    def _local_error(self, la: LocalActivity, cause: BaseException) -> exc.ActivityError:
         err = exc.ActivityError("Local activity failed", scheduled_event_id=0, started_event_id=0, identity="",
                                 activity_type=la.activity_type, activity_id=la.activity_id, retry_state=None)
         err.__cause__ = cause
         return err
 
-    def resolve_local(self: WorkflowInstance, seq: int, outcome: LocalOutcome) -> None:
+    def resolve_local(self, seq: int, outcome: LocalOutcome) -> None:
         """Record the marker and resolve the future (live: from execution; replay: from history)."""
         la = self.pending_local.pop(seq, None)
         if la is None:
@@ -125,7 +128,13 @@ class LocalActivityOps:
                     la.fut.set_exception(err)
         self._emit(c)
 
-    def continue_live(self: WorkflowInstance) -> list[command_pb.Command]:
+    def resolve_locals(self, outcomes: Mapping[int, LocalOutcome]) -> list[command_pb.Command]:
+        """Feed finished local activities (in scheduling order), run the loop; returns all commands of this task."""
+        for seq in sorted(outcomes):
+            self.resolve_local(seq, outcomes[seq])
+        return self.continue_live()
+
+    def continue_live(self) -> list[command_pb.Command]:
         """Run the loop after local-activity outcomes were fed in; returns all commands of this task."""
         self._run()
         self._finish_activation()
@@ -152,7 +161,11 @@ async def execute_local(defn: act._Definition | None, la: LocalActivity, conv: D
                             schedule_to_close_timeout=la.schedule_to_close, start_to_close_timeout=la.start_to_close,
                             **info_base)
             ctx = act._Context(info, lambda _details: None)
-            result = await _invoke(defn, args, ctx, la.start_to_close, executor)
+            try:
+                result = await _invoke(defn, args, ctx, la.start_to_close, executor)
+            except act._CompleteAsyncError:
+                raise exc.ApplicationError("Local activities cannot be completed asynchronously",
+                                           type="CompleteAsyncError", non_retryable=True) from None
             return LocalOutcome(result=conv.encode_payloads([result]), attempt=attempt)
         except Exception as err:
             if isinstance(err, asyncio.TimeoutError):
@@ -176,8 +189,9 @@ async def _invoke(defn: act._Definition, args: list[Any], ctx: act._Context, lim
     context = contextvars.copy_context()
     context.run(act._current.set, ctx)
     loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Any]
     if defn.is_async:
-        coro = loop.create_task(defn.fn(*args), context=context)
+        fut = loop.create_task(defn.fn(*args), context=context)
     else:
-        coro = loop.run_in_executor(executor, lambda: context.run(defn.fn, *args))
-    return await asyncio.wait_for(coro, limit.total_seconds() if limit else None)
+        fut = loop.run_in_executor(executor, lambda: context.run(defn.fn, *args))
+    return await asyncio.wait_for(fut, limit.total_seconds() if limit else None)

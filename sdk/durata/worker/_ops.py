@@ -10,12 +10,13 @@ import asyncio
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import command_type_pb2 as ct
 from temporalio.api.enums.v1 import event_type_pb2 as et
+from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.history.v1 import message_pb2 as history_pb
 
 from .. import exceptions as exc
@@ -23,18 +24,10 @@ from .. import workflow as wf
 from ..common import RetryPolicy, SearchAttributeKey, decode_search_attributes, encode_search_attributes
 from ..failure import from_failure
 from ._commands import CHANGE_VERSION_SA, PATCH_DETAILS_KEY, PATCH_MARKER
-
-if TYPE_CHECKING:
-    from ._workflow_instance import WorkflowInstance
+from ._loop import WorkflowLoop, decode_sas
 
 E = et.EventType
 C = ct.CommandType
-
-
-def _decode_sas(conv: Any, fields: Mapping[str, common_pb.Payload]) -> dict[str, Any]:
-    from ._workflow_instance import _decode_sas as impl
-
-    return impl(conv, fields)
 
 
 # sdk-core's internal flag announcing that patch markers are followed by a TemporalChangeVersion upsert; sent in
@@ -42,35 +35,35 @@ def _decode_sas(conv: Any, fields: Mapping[str, common_pb.Payload]) -> dict[str,
 UPSERT_SEARCH_ATTRIBUTE_ON_PATCH_FLAG = 2
 
 
-class WorkflowOps:
-    def wf_info(self: WorkflowInstance) -> wf.Info:
+class WorkflowOps(WorkflowLoop):
+    def wf_info(self) -> wf.Info:
         assert self._info is not None
         return self._info
 
-    def wf_now(self: WorkflowInstance) -> datetime:
+    def wf_now(self) -> datetime:
         return self._now
 
-    def wf_is_replaying(self: WorkflowInstance) -> bool:
+    def wf_is_replaying(self) -> bool:
         return self._replaying
 
-    def wf_memo_raw(self: WorkflowInstance) -> dict[str, common_pb.Payload]:
+    def wf_memo_raw(self) -> dict[str, common_pb.Payload]:
         return self._memo
 
-    def wf_memo(self: WorkflowInstance) -> dict[str, Any]:
+    def wf_memo(self) -> dict[str, Any]:
         return {k: self.converter.payload_converter.from_payload(v) for k, v in self._memo.items()}
 
-    def wf_all_handlers_finished(self: WorkflowInstance) -> bool:
-        return self._handlers_running == 0
+    def wf_all_handlers_finished(self) -> bool:
+        return not self._handlers
 
-    def wf_has_last_completion_result(self: WorkflowInstance) -> bool:
+    def wf_has_last_completion_result(self) -> bool:
         return bool(self._start and self._start.last_completion_result.payloads)
 
-    def wf_last_completion_result(self: WorkflowInstance, type_hint: Any) -> Any:
+    def wf_last_completion_result(self, type_hint: Any) -> Any:
         if not self._start:
             return None
         return self.converter.decode_one(self._start.last_completion_result, type_hint)
 
-    def wf_upsert_memo(self: WorkflowInstance, updates: Mapping[str, Any]) -> None:
+    def wf_upsert_memo(self, updates: Mapping[str, Any]) -> None:
         c = command_pb.Command(command_type=C.COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES)
         for k, v in updates.items():
             p = self.converter.payload_converter.to_payload(v)
@@ -81,7 +74,7 @@ class WorkflowOps:
                 self._memo[k] = p
         self._emit(c)
 
-    def wf_upsert_search_attributes(self: WorkflowInstance, attrs: Any) -> None:
+    def wf_upsert_search_attributes(self, attrs: Any) -> None:
         c = command_pb.Command(command_type=C.COMMAND_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES)
         sa = encode_search_attributes(attrs)
         c.upsert_workflow_search_attributes_command_attributes.search_attributes.CopyFrom(sa)
@@ -91,11 +84,11 @@ class WorkflowOps:
                 self._search_attributes.pop(k, None)
             else:
                 self._search_attributes[k] = p
-        object.__setattr__(self._info, "search_attributes", _decode_sas(self.converter, self._search_attributes))
+        object.__setattr__(self._info, "search_attributes", decode_sas(self.converter, self._search_attributes))
         object.__setattr__(self._info, "typed_search_attributes", decode_search_attributes(self._search_attributes))
         self._emit(c)
 
-    def wf_patch(self: WorkflowInstance, patch_id: str, deprecated: bool) -> bool:
+    def wf_patch(self, patch_id: str, deprecated: bool) -> bool:
         """Memoized per run; on replay a patch is 'on' only if its marker is in history."""
         if patch_id in self._patches_memo:
             return self._patches_memo[patch_id]
@@ -117,14 +110,14 @@ class WorkflowOps:
         self._patches_memo[patch_id] = on or deprecated
         return on or deprecated
 
-    def wf_wait_condition(self: WorkflowInstance, fn: Callable[[], bool]) -> asyncio.Future[Any]:
+    def wf_wait_condition(self, fn: Callable[[], bool]) -> asyncio.Future[Any]:
         fut = self.create_future()
         self._conditions.append((fn, fut))
         return fut
 
     # ---------------------------------------------------------------- activities
 
-    def wf_start_activity(self: WorkflowInstance, name: str, args: Sequence[Any], *, task_queue: str | None,
+    def wf_start_activity(self, name: str, args: Sequence[Any], *, task_queue: str | None,
                           result_type: Any, schedule_to_close_timeout: timedelta | None,
                           schedule_to_start_timeout: timedelta | None, start_to_close_timeout: timedelta | None,
                           heartbeat_timeout: timedelta | None, retry_policy: RetryPolicy | None,
@@ -152,6 +145,7 @@ class WorkflowOps:
             if fut.done():
                 return
             t = ev.event_type
+            rs: int
             if t == E.EVENT_TYPE_ACTIVITY_TASK_STARTED:
                 info["started_event_id"] = ev.event_id
                 return
@@ -211,7 +205,7 @@ class WorkflowOps:
 
     # ---------------------------------------------------------------- child workflows
 
-    async def wf_start_child(self: WorkflowInstance, workflow_type: str, args: Sequence[Any], *, id: str,
+    async def wf_start_child(self, workflow_type: str, args: Sequence[Any], *, id: str,
                              task_queue: str | None, result_type: Any,
                              cancellation_type: wf.ChildWorkflowCancellationType,
                              parent_close_policy: wf.ParentClosePolicy, execution_timeout: timedelta | None,
@@ -230,8 +224,8 @@ class WorkflowOps:
                           ("workflow_task_timeout", task_timeout)):
             if td is not None:
                 getattr(a, field).FromTimedelta(td)
-        a.parent_close_policy = int(parent_close_policy)
-        a.workflow_id_reuse_policy = int(id_reuse_policy)
+        a.parent_close_policy = wf_enums.ParentClosePolicy.ValueType(parent_close_policy)
+        a.workflow_id_reuse_policy = wf_enums.WorkflowIdReusePolicy.ValueType(id_reuse_policy)
         if retry_policy:
             retry_policy.apply_to_proto(a.retry_policy)
         a.cron_schedule = cron_schedule
@@ -241,24 +235,26 @@ class WorkflowOps:
             a.search_attributes.CopyFrom(encode_search_attributes(search_attributes))
         started = self.create_future()
         result = self.create_future()
-        ids = {"started_event_id": 0, "run_id": ""}
+        child_run_id = ""
+        child_started_event_id = 0
 
         def child_error(rs: int, cause: BaseException) -> exc.ChildWorkflowError:
             err = exc.ChildWorkflowError("Child Workflow execution failed", namespace=self.namespace,
-                                         workflow_id=id, run_id=ids["run_id"], workflow_type=workflow_type,
+                                         workflow_id=id, run_id=child_run_id, workflow_type=workflow_type,
                                          initiated_event_id=cmd.event_id,
-                                         started_event_id=ids["started_event_id"],
+                                         started_event_id=child_started_event_id,
                                          retry_state=exc.RetryState(rs) if rs else None)
             err.__cause__ = cause
             return err
 
         def resolve(ev: history_pb.HistoryEvent) -> None:
+            nonlocal child_run_id, child_started_event_id
             t = ev.event_type
             if t == E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
-                ids["started_event_id"] = ev.event_id
-                ids["run_id"] = ev.child_workflow_execution_started_event_attributes.workflow_execution.run_id
+                child_started_event_id = ev.event_id
+                child_run_id = ev.child_workflow_execution_started_event_attributes.workflow_execution.run_id
                 if not started.done():
-                    started.set_result(ids["run_id"])
+                    started.set_result(child_run_id)
                 return
             if t == E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED:
                 if not started.done():
@@ -313,7 +309,7 @@ class WorkflowOps:
 
     # ---------------------------------------------------------------- external workflows
 
-    async def wf_signal_external(self: WorkflowInstance, workflow_id: str, run_id: str, signal: str,
+    async def wf_signal_external(self, workflow_id: str, run_id: str, signal: str,
                                  args: Sequence[Any], child_only: bool) -> None:
         c = command_pb.Command(command_type=C.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION)
         a = c.signal_external_workflow_execution_command_attributes
@@ -326,7 +322,7 @@ class WorkflowOps:
         await self._external(c, E.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED,
                              "Unable to signal external workflow because it was not found")
 
-    async def wf_cancel_external(self: WorkflowInstance, workflow_id: str, run_id: str, child_only: bool) -> None:
+    async def wf_cancel_external(self, workflow_id: str, run_id: str, child_only: bool) -> None:
         c = command_pb.Command(command_type=C.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION)
         a = c.request_cancel_external_workflow_execution_command_attributes
         a.namespace = self.namespace
@@ -336,7 +332,7 @@ class WorkflowOps:
         await self._external(c, E.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
                              "Unable to cancel external workflow because it was not found")
 
-    async def _external(self: WorkflowInstance, c: command_pb.Command, ok_type: int, not_found: str) -> None:
+    async def _external(self, c: command_pb.Command, ok_type: int, not_found: str) -> None:
         fut = self.create_future()
 
         def resolve(ev: history_pb.HistoryEvent) -> None:

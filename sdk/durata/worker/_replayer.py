@@ -45,7 +45,7 @@ class Replayer:
         if defn is None:
             return WorkflowReplayResult(history, ValueError(
                 f"Workflow type {wtype} is not registered with the replayer, available: {', '.join(sorted(self.defns))}"))
-        inst = WorkflowInstance(defn, self.namespace, history.workflow_id, history.run_id, self.converter)
+        inst = WorkflowInstance.create(defn, self.namespace, history.workflow_id, history.run_id, self.converter)
         try:
             inst.process_history(history.events, 0)
             if inst.task_failure is not None:

@@ -11,19 +11,14 @@ are what the worker sends back.
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextvars
 import hashlib
-import json
-import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, timedelta
 from random import Random
 from typing import Any
 
 from temporalio.api.command.v1 import message_pb2 as command_pb
-from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import command_type_pb2 as ct
 from temporalio.api.enums.v1 import event_type_pb2 as et
 from temporalio.api.history.v1 import message_pb2 as history_pb
@@ -37,174 +32,31 @@ from ..converter import DataConverter
 from ..failure import from_failure, to_failure
 from . import _commands as cmds
 from ._handlers import HandlerOps
-from ._local import LocalActivityOps, LocalOutcome, marker_outcome
+from ._local import LocalActivity, LocalActivityOps, LocalOutcome, marker_outcome
+from ._loop import NondeterminismError, decode_sas
 from ._ops import WorkflowOps
 
-logger = logging.getLogger("durata.worker")
 E = et.EventType
 C = ct.CommandType
 
 
-class NondeterminismError(exc.NondeterminismError):
-    pass
-
-
-class _Cmd:
-    """An emitted command waiting to be matched with its history event."""
-
-    def __init__(self, proto: command_pb.Command, activation: int, update_id: str = "",
-                 on_matched: Callable[[history_pb.HistoryEvent], None] | None = None) -> None:
-        self.proto = proto
-        self.activation = activation
-        self.update_id = update_id
-        self.on_matched = on_matched
-        self.event_id = 0
-
-
-class _TimerHandle(asyncio.TimerHandle):
-    def __init__(self, when: float, cb: Callable[..., Any], args: Sequence[Any], loop: WorkflowInstance,
-                 context: contextvars.Context | None, timer_id: str) -> None:
-        super().__init__(when, cb, args, loop, context=context)
-        self.timer_id = timer_id
-
-    def cancel(self) -> None:
-        if not self._cancelled:
-            self._loop._cancel_timer(self)  # type: ignore[attr-defined]
-        super().cancel()
-
-
-class WorkflowInstance(WorkflowOps, LocalActivityOps, HandlerOps, asyncio.AbstractEventLoop):
-    """Deterministic event loop + state for one run (see module docstring)."""
-
-    _durata_workflow_runtime = True
+class WorkflowInstance(WorkflowOps, LocalActivityOps, HandlerOps):
+    """One run: splits history into activations and matches commands with history (see module docstring)."""
 
     def __init__(self, defn: wf._Definition, namespace: str, workflow_id: str, run_id: str,
                  converter: DataConverter | None = None) -> None:
-        self.defn = defn
-        self.namespace = namespace
-        self.workflow_id = workflow_id
-        self.run_id = run_id
-        self.converter = converter or DataConverter.default
-        self._ready: collections.deque[asyncio.Handle] = collections.deque()
-        self._unmatched: collections.deque[_Cmd] = collections.deque()
-        self._conditions: list[tuple[Callable[[], bool], asyncio.Future[Any]]] = []
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._activation = 0
-        self._replaying = False
-        self._now = datetime.fromtimestamp(0, UTC)
-        self._seq: collections.Counter[str] = collections.Counter()
-        self._timers: dict[str, _TimerHandle] = {}
-        self._by_event: dict[int, Any] = {}  # scheduled/initiated event id → resolver
-        self._patches_memo: dict[str, bool] = {}
-        self._patches_in_history: set[str] = set()
-        self._change_versions: list[str] = []
-        self.used_flags: set[int] = set()
-        self._main_task: asyncio.Task[Any] | None = None
-        self._closed = False
-        self._cancel_requested = False
-        self.task_failure: BaseException | None = None
-        self.messages: list[protocol_pb.Message] = []
-        self._handlers_running = 0
-        self.last_event_id = 0
-        self.wf_instance_obj: Any = None
-        self.wf_random = Random(0)
-        self._start: history_pb.WorkflowExecutionStartedEventAttributes | None = None
-        self._memo: dict[str, common_pb.Payload] = {}
-        self._search_attributes: dict[str, common_pb.Payload] = {}
-        self._info: wf.Info | None = None
-        self._disposed = False
-        self._after_completed = False
-        self._history_length = 0
-        self._history_size = 0
-        self._suggest_continue_as_new = False
-        self.pending_local: dict[int, Any] = {}
+        super().__init__(defn, namespace, workflow_id, run_id, converter)
+        self.pending_local: dict[int, LocalActivity] = {}
         self._local_markers: dict[int, LocalOutcome] = {}
 
-    # ------------------------------------------------------------ asyncio loop surface
+    @classmethod
+    def create(cls, defn: wf._Definition, namespace: str, workflow_id: str, run_id: str,
+               converter: DataConverter | None = None) -> WorkflowInstance:
+        # typeshed declares the AbstractEventLoop surface abstract; at runtime it is a plain class and a workflow
+        # loop deliberately leaves I/O, subprocesses and signals unimplemented (as temporalio's does).
+        return cls(defn, namespace, workflow_id, run_id, converter)  # type: ignore[abstract]
 
-    def time(self) -> float:
-        return self._now.timestamp()
-
-    def get_debug(self) -> bool:
-        return False
-
-    def is_running(self) -> bool:
-        return True
-
-    def is_closed(self) -> bool:
-        return False
-
-    def create_future(self) -> asyncio.Future[Any]:
-        return asyncio.Future(loop=self)
-
-    def create_task(self, coro: Any, *, name: str | None = None, context: Any = None) -> asyncio.Task[Any]:
-        task = asyncio.Task(coro, loop=self, name=name, context=context)
-        self._tasks.append(task)
-        return task
-
-    def call_soon(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.Handle:
-        h = asyncio.Handle(callback, args, self, context=context)
-        self._ready.append(h)
-        return h
-
-    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.TimerHandle:
-        return self.call_at(self.time() + delay, callback, *args, context=context)
-
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.TimerHandle:
-        """Every asyncio delay inside a workflow becomes a durable Temporal timer."""
-        delay = round(when - self.time(), 3)
-        self._seq["timer"] += 1
-        timer_id = str(self._seq["timer"])
-        handle = _TimerHandle(when, callback, args, self, context, timer_id)
-        if delay <= 0:
-            self._ready.append(handle)
-            return handle
-        c = command_pb.Command(command_type=C.COMMAND_TYPE_START_TIMER)
-        c.start_timer_command_attributes.timer_id = timer_id
-        c.start_timer_command_attributes.start_to_fire_timeout.FromTimedelta(timedelta(seconds=delay))
-        handle._durata_cmd = self._emit(c)  # type: ignore[attr-defined]
-        self._timers[timer_id] = handle
-        return handle
-
-    def _cancel_timer(self, handle: _TimerHandle) -> None:
-        if self._timers.pop(handle.timer_id, None) is None:
-            return
-        if not self._drop_if_unsent(handle._durata_cmd):  # type: ignore[attr-defined]
-            c = command_pb.Command(command_type=C.COMMAND_TYPE_CANCEL_TIMER)
-            c.cancel_timer_command_attributes.timer_id = handle.timer_id
-            self._emit(c)
-
-    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
-        pass
-
-    def call_exception_handler(self, context: dict[str, Any]) -> None:
-        if not self._disposed:
-            logger.error("Workflow event loop error: %s", context.get("message"), exc_info=context.get("exception"))
-
-    def default_exception_handler(self, context: dict[str, Any]) -> None:
-        self.call_exception_handler(context)
-
-    # ------------------------------------------------------------ commands
-
-    def _emit(self, proto: command_pb.Command, update_id: str = "",
-              on_matched: Callable[[history_pb.HistoryEvent], None] | None = None) -> _Cmd:
-        c = _Cmd(proto, self._activation, update_id, on_matched)
-        if not self._disposed:
-            self._unmatched.append(c)
-        return c
-
-    def _drop_if_unsent(self, c: _Cmd) -> bool:
-        """Commands emitted and cancelled in the same activation are never sent (nor replayed)."""
-        if c.activation == self._activation and c in self._unmatched:
-            self._unmatched.remove(c)
-            return True
-        return False
-
-    def _nde(self, msg: str) -> NondeterminismError:
-        return NondeterminismError(
-            f"Nondeterminism error in workflow {self.defn.name!r} (workflow_id={self.workflow_id!r}, "
-            f"run_id={self.run_id!r}): {msg}"
-        )
+    # ------------------------------------------------------------ history driving
 
     def _match(self, ev: history_pb.HistoryEvent) -> None:
         if not self._unmatched:
@@ -226,8 +78,6 @@ class WorkflowInstance(WorkflowOps, LocalActivityOps, HandlerOps, asyncio.Abstra
         c.event_id = ev.event_id
         if c.on_matched:
             c.on_matched(ev)
-
-    # ------------------------------------------------------------ history driving
 
     def process_history(self, events: Sequence[history_pb.HistoryEvent], started_event_id: int,
                         updates: Sequence[protocol_pb.Message] = ()) -> list[command_pb.Command] | None:
@@ -330,48 +180,6 @@ class WorkflowInstance(WorkflowOps, LocalActivityOps, HandlerOps, asyncio.Abstra
             self._run()
         self._finish_activation()
 
-    def _finish_activation(self) -> None:
-        """A close command must be the last command of a completion."""
-        closes = [c for c in self._unmatched if c.proto.command_type in _CLOSE_COMMANDS]
-        for c in closes[1:]:
-            self._unmatched.remove(c)
-        if closes and self._unmatched[-1] is not closes[0]:
-            self._unmatched.remove(closes[0])
-            self._unmatched.append(closes[0])
-
-    def _run(self, first: Callable[[], None] | None = None) -> None:
-        prev = asyncio.events._get_running_loop()
-        asyncio.events._set_running_loop(self)
-        try:
-            if first:
-                first()
-            while True:
-                while self._ready:
-                    h = self._ready.popleft()
-                    if not h._cancelled:
-                        h._run()
-                progressed = False
-                for cond in list(self._conditions):
-                    fn, fut = cond
-                    if fut.done():
-                        self._conditions.remove(cond)
-                        continue
-                    try:
-                        ok = fn()
-                    except Exception as err:
-                        fut.set_exception(err)
-                        self._conditions.remove(cond)
-                        continue
-                    if ok:
-                        fut.set_result(True)
-                        self._conditions.remove(cond)
-                        progressed = True
-                        break  # re-run the ready queue before checking further conditions
-                if not self._ready and not progressed:
-                    break
-        finally:
-            asyncio.events._set_running_loop(prev)
-
     # ------------------------------------------------------------ start and completion
 
     def _init_workflow(self, attrs: history_pb.WorkflowExecutionStartedEventAttributes) -> None:
@@ -404,7 +212,7 @@ class WorkflowInstance(WorkflowOps, LocalActivityOps, HandlerOps, asyncio.Abstra
             workflow_id=self.workflow_id,
             workflow_start_time=self._now,
             workflow_type=self.defn.name,
-            search_attributes=_decode_sas(self.converter, self._search_attributes),
+            search_attributes=decode_sas(self.converter, self._search_attributes),
             typed_search_attributes=decode_search_attributes(self._search_attributes),
         )
         self._main_args = self.converter.decode(attrs.input.payloads, self.defn.arg_types)
@@ -508,27 +316,9 @@ class WorkflowInstance(WorkflowOps, LocalActivityOps, HandlerOps, asyncio.Abstra
 # Written by the server between command events of one completion (cancel of a not-yet-started activity).
 _INTERLEAVED = frozenset({E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, E.EVENT_TYPE_ACTIVITY_TASK_CANCELED})
 
-_CLOSE_COMMANDS = {
-    C.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION, C.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION,
-    C.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION, C.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION,
-}
-
-
-
 
 def _td(d: Any) -> timedelta | None:
     return d.ToTimedelta() if (d.seconds or d.nanos) else None
-
-
-def _decode_sas(conv: DataConverter, fields: Mapping[str, common_pb.Payload]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, p in fields.items():
-        try:
-            v = json.loads(p.data) if p.data else None
-        except ValueError:
-            continue
-        out[k] = v if isinstance(v, list) else [v]
-    return out
 
 
 def _ref_event_id(ev: history_pb.HistoryEvent) -> int:

@@ -1,15 +1,23 @@
-"""Workflow task polling: normal + sticky queues, a run cache with LRU eviction, queries and failures."""
+"""Workflow task polling: normal + sticky queues, a run cache with LRU eviction, queries and failures.
+
+Workflow code runs on the workflow-task executor's threads with deadlock detection (``_deadlock.py``); local
+activities run on the worker loop and heartbeat the workflow task when they outlast 80% of its timeout.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
+import functools
 import logging
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import failed_cause_pb2 as cause_enums
 from temporalio.api.enums.v1 import query_pb2 as query_enums
@@ -26,19 +34,23 @@ from .. import workflow as wf
 from .._service import CLIENT_NAME
 from ..exceptions import RPCStatusCode
 from ..failure import to_failure
-from ._local import execute_local
+from ._deadlock import DEADLOCK_TIMEOUT, DeadlockError, run_activation
+from ._local import LocalOutcome, execute_local
 from ._workflow_instance import NondeterminismError, WorkflowInstance
 
 if TYPE_CHECKING:
     from ..client import Client
 
 logger = logging.getLogger("durata.worker")
+T = TypeVar("T")
+LOCAL_ACTIVITY_HEARTBEAT_FRACTION = 0.8  # of the workflow task timeout, like sdk-core
 
 
 class WorkflowWorker:
     def __init__(self, client: Client, task_queue: str, workflows: Sequence[type], *, identity: str,
                  max_concurrent: int, max_cached: int, sticky_timeout: timedelta, pollers: int,
-                 activities: Sequence[Any] = (), executor: Any = None) -> None:
+                 activities: Sequence[Any] = (), executor: Any = None,
+                 task_executor: concurrent.futures.ThreadPoolExecutor | None = None, debug_mode: bool = False) -> None:
         self.client = client
         self.task_queue = task_queue
         self.identity = identity
@@ -50,6 +62,9 @@ class WorkflowWorker:
             self.defns[d.name] = d
         self.local_defns = {act._get_definition(a).name: act._get_definition(a) for a in activities}
         self.executor = executor
+        # Debug mode (like temporalio's): workflow code runs inline on the loop, without deadlock detection.
+        self.task_executor = None if debug_mode else task_executor
+        self.deadlock_timeout = None if debug_mode else DEADLOCK_TIMEOUT
         self.max_cached = max_cached
         self.sticky_timeout = sticky_timeout
         self.sticky_queue = f"{identity}-{uuid.uuid4().hex}" if max_cached > 0 else ""
@@ -100,7 +115,7 @@ class WorkflowWorker:
             if not resp.task_token:
                 self.slots.release()
                 continue
-            t = asyncio.create_task(self._handle(resp))
+            t = asyncio.create_task(self._handle(resp, time.monotonic()))
             self.inflight.add(t)
             t.add_done_callback(self._done)
 
@@ -112,7 +127,7 @@ class WorkflowWorker:
 
     # ---------------------------------------------------------------- task handling
 
-    async def _handle(self, task: wsv.PollWorkflowTaskQueueResponse) -> None:
+    async def _handle(self, task: wsv.PollWorkflowTaskQueueResponse, received: float) -> None:
         run_id = task.workflow_execution.run_id
         lock = self.locks[run_id]
         self.lock_users[run_id] += 1
@@ -121,7 +136,7 @@ class WorkflowWorker:
                 if task.HasField("query"):
                     await self._legacy_query(task)
                 else:
-                    await self._workflow_task(task)
+                    await self._workflow_task(task, received)
         finally:
             self.lock_users[run_id] -= 1
             if not self.lock_users[run_id]:
@@ -158,15 +173,40 @@ class WorkflowWorker:
             raise _NotRegistered(
                 f'Workflow class {name} is not registered on this worker (task queue {self.task_queue!r}), '
                 f'available workflows: {", ".join(sorted(self.defns)) or "(none)"}')
-        return WorkflowInstance(defn, self.client.namespace, task.workflow_execution.workflow_id,
-                                task.workflow_execution.run_id, self.client.data_converter)
+        return WorkflowInstance.create(defn, self.client.namespace, task.workflow_execution.workflow_id,
+                                       task.workflow_execution.run_id, self.client.data_converter)
 
     def evict(self, run_id: str) -> None:
         inst = self.cache.pop(run_id, None)
         if inst is not None:
-            inst.dispose()
+            self._dispose(inst)
 
-    async def _workflow_task(self, task: wsv.PollWorkflowTaskQueueResponse) -> None:
+    def _dispose(self, inst: WorkflowInstance) -> None:
+        """Tear a run down; after a deadlock only once its blocked thread has returned (and not on the loop)."""
+        busy = inst.activation_future
+        if busy is None or busy.done():
+            inst.dispose()
+            return
+        loop = asyncio.get_running_loop()
+
+        def later(_: object) -> None:
+            try:
+                loop.run_in_executor(self.task_executor, inst.dispose)
+            except RuntimeError:  # the executor was shut down with the worker: nothing left to clean up
+                pass
+
+        busy.add_done_callback(later)
+
+    async def _activation(self, inst: WorkflowInstance, fn: Callable[[], T]) -> T:
+        """Run workflow code for ``inst`` with deadlock detection; a deadlocked run leaves the cache."""
+        try:
+            return await run_activation(inst, fn, self.task_executor, self.deadlock_timeout)
+        except DeadlockError:
+            if self.cache.get(inst.run_id) is inst:
+                self.evict(inst.run_id)
+            raise
+
+    async def _workflow_task(self, task: wsv.PollWorkflowTaskQueueResponse, received: float) -> None:
         run_id = task.workflow_execution.run_id
         inst = self.cache.get(run_id)
         try:
@@ -179,36 +219,22 @@ class WorkflowWorker:
                 inst = self._new_instance(task)
                 self.cache[run_id] = inst
             self.cache.move_to_end(run_id)
-            while len(self.cache) > max(self.max_cached, 1):
-                self.evict(next(iter(self.cache)))
-            commands = inst.process_history(events, task.started_event_id, task.messages)
-            while inst.pending_local and inst.task_failure is None:
-                commands = await self._run_local_activities(inst, task)
+            self._evict_lru()
+            commands = await self._activation(inst, functools.partial(
+                inst.process_history, events, task.started_event_id, task.messages))
+            if inst.pending_local and inst.task_failure is None:
+                next_task = await self._run_local_activities(inst, task, received, commands or [])
+                if next_task is None:
+                    return  # the task was lost or failed after a heartbeat; the run was evicted
+                task, commands = next_task
             if inst.task_failure is not None:
                 raise inst.task_failure
         except Exception as err:
             await self._fail_task(task, err)
             self.evict(run_id)
             return
-        messages = list(inst.messages)
-        inst.messages.clear()
-        req = wsv.RespondWorkflowTaskCompletedRequest(
-            task_token=task.task_token, commands=commands or [], messages=messages, identity=self.identity,
-            namespace=self.client.namespace)
-        if inst.used_flags:
-            req.sdk_metadata.core_used_flags.extend(sorted(inst.used_flags))
-            inst.used_flags.clear()
-        req.sdk_metadata.sdk_name = CLIENT_NAME
-        req.sdk_metadata.sdk_version = __version__
-        for qid, q in task.queries.items():
-            req.query_results[qid].CopyFrom(self._answer(inst, q))
-        if self.sticky_queue and not inst.closed:
-            req.sticky_attributes.worker_task_queue.name = self.sticky_queue
-            req.sticky_attributes.worker_task_queue.kind = tq_enums.TASK_QUEUE_KIND_STICKY
-            req.sticky_attributes.worker_task_queue.normal_name = self.task_queue
-            req.sticky_attributes.schedule_to_start_timeout.FromTimedelta(self.sticky_timeout)
         try:
-            resp = await self.client._call("RespondWorkflowTaskCompleted", req)
+            resp, messages = await self._complete(inst, task, commands or [])
         except exc.RPCError as err:
             if err.message != "UnhandledCommand":
                 logger.warning("Workflow task completion for %s rejected: %s", task.workflow_execution.workflow_id,
@@ -219,19 +245,105 @@ class WorkflowWorker:
         if inst.closed or not self.sticky_queue or resp.reset_history_event_id or only_rejections:
             self.evict(run_id)
 
-    async def _run_local_activities(self, inst: WorkflowInstance, task: wsv.PollWorkflowTaskQueueResponse) -> list[Any]:
+    def _evict_lru(self) -> None:
+        """Keep the cache within its size, evicting least recently used runs that no task is working on."""
+        excess = len(self.cache) - max(self.max_cached, 1)
+        for run_id in [r for r in self.cache if not self.lock_users.get(r)][:max(excess, 0)]:
+            self.evict(run_id)
+
+    async def _complete(self, inst: WorkflowInstance, task: wsv.PollWorkflowTaskQueueResponse,
+                        commands: list[command_pb.Command], heartbeat: bool = False
+                        ) -> tuple[wsv.RespondWorkflowTaskCompletedResponse, list[Any]]:
+        messages = list(inst.messages)
+        inst.messages.clear()
+        req = wsv.RespondWorkflowTaskCompletedRequest(
+            task_token=task.task_token, commands=commands, messages=messages, identity=self.identity,
+            namespace=self.client.namespace, force_create_new_workflow_task=heartbeat,
+            return_new_workflow_task=heartbeat)
+        if inst.used_flags:
+            req.sdk_metadata.core_used_flags.extend(sorted(inst.used_flags))
+            inst.used_flags.clear()
+        req.sdk_metadata.sdk_name = CLIENT_NAME
+        req.sdk_metadata.sdk_version = __version__
+        for qid, q in task.queries.items():
+            req.query_results[qid].CopyFrom(await self._answer(inst, q))
+        if self.sticky_queue and not inst.closed:
+            req.sticky_attributes.worker_task_queue.name = self.sticky_queue
+            req.sticky_attributes.worker_task_queue.kind = tq_enums.TASK_QUEUE_KIND_STICKY
+            req.sticky_attributes.worker_task_queue.normal_name = self.task_queue
+            req.sticky_attributes.schedule_to_start_timeout.FromTimedelta(self.sticky_timeout)
+        return await self.client._call("RespondWorkflowTaskCompleted", req), messages
+
+    async def _run_local_activities(self, inst: WorkflowInstance, task: wsv.PollWorkflowTaskQueueResponse,
+                                    received: float, commands: list[command_pb.Command]
+                                    ) -> tuple[wsv.PollWorkflowTaskQueueResponse, list[command_pb.Command]] | None:
+        """Run local activities until none is pending; returns the (possibly newer) task and its commands.
+
+        When they outlast 80% of the workflow task timeout, the task is heartbeated: completed with the commands
+        so far and force_create_new_workflow_task, continuing with the task the server returns. None when that
+        continuation failed or was lost (already handled: task failed, run evicted).
+        """
+        first = task
+        running: dict[int, asyncio.Task[LocalOutcome]] = {}
+        try:
+            while inst.pending_local and inst.task_failure is None:
+                base = self._local_info(task)
+                for seq, la in inst.pending_local.items():
+                    if seq not in running:
+                        running[seq] = asyncio.create_task(execute_local(
+                            self.local_defns.get(la.activity_type), la, self.client.data_converter, base,
+                            self.executor))
+                for seq in [s for s in running if s not in inst.pending_local]:
+                    running.pop(seq).cancel()  # cancelled by the workflow
+                deadline = received + LOCAL_ACTIVITY_HEARTBEAT_FRACTION * inst.wf_info().task_timeout.total_seconds()
+                _, pending = await asyncio.wait(running.values(), timeout=max(deadline - time.monotonic(), 0))
+                if not pending:
+                    outcomes = {seq: t.result() for seq, t in running.items()}
+                    running.clear()
+                    commands = await self._activation(inst, functools.partial(inst.resolve_locals, outcomes))
+                    continue
+                new_task = await self._heartbeat(inst, task, commands)
+                if new_task is None:
+                    self.evict(inst.run_id)
+                    return None
+                task, received = new_task, time.monotonic()
+                events = await self._history(task, need_full=False)
+                if events and events[0].event_id > inst.last_event_id + 1:
+                    events = await self._history(task, need_full=True)
+                live = await self._activation(inst, functools.partial(
+                    inst.process_history, events, task.started_event_id, task.messages))
+                commands = live or []
+        except Exception as err:
+            if task is first:
+                raise
+            await self._fail_task(task, err)
+            self.evict(inst.run_id)
+            return None
+        finally:
+            for t in running.values():
+                t.cancel()
+        return task, commands
+
+    async def _heartbeat(self, inst: WorkflowInstance, task: wsv.PollWorkflowTaskQueueResponse,
+                         commands: list[command_pb.Command]) -> wsv.PollWorkflowTaskQueueResponse | None:
+        try:
+            resp, _ = await self._complete(inst, task, commands, heartbeat=True)
+        except exc.RPCError as err:
+            logger.warning("Workflow task heartbeat for %s (long local activity) rejected: %s",
+                           task.workflow_execution.workflow_id, err.message)
+            return None
+        if not resp.workflow_task.task_token:
+            logger.warning("Workflow task heartbeat for %s returned no new workflow task; the run will replay",
+                           task.workflow_execution.workflow_id)
+            return None
+        return resp.workflow_task
+
+    def _local_info(self, task: wsv.PollWorkflowTaskQueueResponse) -> dict[str, Any]:
         now = datetime.now(UTC)
-        base = {"current_attempt_scheduled_time": now, "scheduled_time": now, "started_time": now,
+        return {"current_attempt_scheduled_time": now, "scheduled_time": now, "started_time": now,
                 "task_queue": self.task_queue, "workflow_id": task.workflow_execution.workflow_id,
                 "workflow_namespace": self.client.namespace, "workflow_run_id": task.workflow_execution.run_id,
                 "workflow_type": task.workflow_type.name}
-        las = list(inst.pending_local.values())
-        outcomes = await asyncio.gather(*(execute_local(self.local_defns.get(la.activity_type), la,
-                                                        self.client.data_converter, base, self.executor)
-                                          for la in las))
-        for la, outcome in zip(las, outcomes, strict=True):
-            inst.resolve_local(la.seq, outcome)
-        return inst.continue_live()
 
     async def _fail_task(self, task: wsv.PollWorkflowTaskQueueResponse, err: BaseException) -> None:
         nde = isinstance(err, NondeterminismError)
@@ -249,9 +361,9 @@ class WorkflowWorker:
         except exc.RPCError as rpc_err:
             logger.warning("RespondWorkflowTaskFailed failed: %s", rpc_err.message)
 
-    def _answer(self, inst: WorkflowInstance, q: query_pb.WorkflowQuery) -> query_pb.WorkflowQueryResult:
+    async def _answer(self, inst: WorkflowInstance, q: query_pb.WorkflowQuery) -> query_pb.WorkflowQueryResult:
         try:
-            payloads = inst.query(q.query_type, q.query_args.payloads)
+            payloads = await self._activation(inst, functools.partial(inst.query, q.query_type, q.query_args.payloads))
             return query_pb.WorkflowQueryResult(result_type=query_enums.QUERY_RESULT_TYPE_ANSWERED, answer=payloads)
         except Exception as err:
             return query_pb.WorkflowQueryResult(result_type=query_enums.QUERY_RESULT_TYPE_FAILED,
@@ -266,14 +378,14 @@ class WorkflowWorker:
             if inst is None:
                 events = await self._history(task, need_full=True)
                 temp = inst = self._new_instance(task)
-                inst.process_history(events, 0)
-            result = self._answer(inst, task.query)
+                await self._activation(inst, functools.partial(inst.process_history, events, 0))
+            result = await self._answer(inst, task.query)
         except Exception as err:
             result = query_pb.WorkflowQueryResult(result_type=query_enums.QUERY_RESULT_TYPE_FAILED,
                                                   error_message=str(err))
         finally:
             if temp is not None:
-                temp.dispose()
+                self._dispose(temp)
         req = wsv.RespondQueryTaskCompletedRequest(task_token=task.task_token, namespace=self.client.namespace)
         if result.result_type == query_enums.QUERY_RESULT_TYPE_ANSWERED:
             req.completed_type = query_enums.QUERY_RESULT_TYPE_ANSWERED

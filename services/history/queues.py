@@ -1,6 +1,8 @@
 """Queue processors of one shard: transfer and visibility (immediate, by task id) and timer (by
 visibility time, using the injected Clock). Completed tasks are deleted, so after a restart whatever is left
-in the tables is exactly the outstanding work."""
+in the tables is exactly the outstanding work (plus, at most, the last ~50 ms of completed tasks: deletions are
+batched, one store call per flush, and tasks are at-least-once with idempotent handlers, so re-running those after
+a crash is harmless)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,9 @@ Handler = Callable[[Engine, ShardContext, HistoryTask], Awaitable[None]]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TASK_ID = (1 << 62)
 MAX_CONCURRENCY = 64
+ACK_FLUSH_SECONDS = 0.05  # completed tasks are deleted in one batch at most this long after completion ...
+ACK_FLUSH_COUNT = 100  # ... or as soon as this many have accumulated
+Key = int | tuple[datetime, int]
 
 
 class QueueProcessor:
@@ -33,7 +38,13 @@ class QueueProcessor:
         self.category = category
         self.handler = handler
         self._wake = asyncio.Event()
-        self._inflight: set[int | tuple[datetime, int]] = set()
+        self._inflight: set[Key] = set()
+        # Completed but not yet deleted: never re-run (a poll may still read them), deleted by the flusher.
+        self._acked: set[Key] = set()
+        self._ack_buffer: list[Key] = []
+        self._has_acks = asyncio.Event()
+        self._acks_full = asyncio.Event()
+        self._flush_task: asyncio.Task[None] | None = None
         self._workers: set[asyncio.Task[None]] = set()
         self._sem = asyncio.Semaphore(MAX_CONCURRENCY)
         self._loop_task: asyncio.Task[None] | None = None
@@ -44,6 +55,9 @@ class QueueProcessor:
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name=f"history-{self.category.name}-{self.shard.shard_id}")
+        self._flush_task = asyncio.create_task(
+            self._flush_loop(), name=f"history-{self.category.name}-{self.shard.shard_id}-ack"
+        )
 
     def notify(self, visibility_time: datetime | None = None) -> None:
         """New tasks were committed. A timer later than the one we already sleep towards needs no wake-up."""
@@ -66,6 +80,15 @@ class QueueProcessor:
             w.cancel()
         if self._workers:
             await asyncio.gather(*self._workers, return_exceptions=True)
+        if self._flush_task is not None:
+            self._flush_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flush_task
+        # Best effort: whatever is not deleted now simply runs again (idempotently) after a restart.
+        try:
+            await self._flush()
+        except Exception as e:
+            self.log.info("could not delete completed history tasks on stop", error=repr(e))
 
     async def _run(self) -> None:
         while not self._stopping and not self.shard.lost:
@@ -81,7 +104,7 @@ class QueueProcessor:
 
     async def _poll_once(self) -> datetime | None:
         ex = self.engine.persistence.executions
-        limit = self.engine.config.queue_batch_size + len(self._inflight)
+        limit = self.engine.config.queue_batch_size + len(self._inflight) + len(self._acked)
         sid = self.shard.shard_id
         if self.category == TaskCategory.TIMER:
             now = self.engine.clock.now()
@@ -112,15 +135,15 @@ class QueueProcessor:
             for w in waits:
                 w.cancel()
 
-    def _spawn(self, key: int | tuple[datetime, int], task: HistoryTask) -> None:
-        if key in self._inflight:
+    def _spawn(self, key: Key, task: HistoryTask) -> None:
+        if key in self._inflight or key in self._acked:
             return
         self._inflight.add(key)
         worker = asyncio.create_task(self._process(key, task))
         self._workers.add(worker)
         worker.add_done_callback(self._workers.discard)
 
-    async def _process(self, key: int | tuple[datetime, int], task: HistoryTask) -> None:
+    async def _process(self, key: Key, task: HistoryTask) -> None:
         attempt = 0
         try:
             while not self._stopping and not self.shard.lost:
@@ -131,13 +154,13 @@ class QueueProcessor:
                             shard_id=self.shard.shard_id,
                         ):
                             await self.handler(self.engine, self.shard, task)
-                    await self._complete(task)
+                    self._complete(key)
                     metrics.task_processed(self.category.name, "ok")
                     return
                 except asyncio.CancelledError:
                     raise
                 except (NotFound, NamespaceNotFound):  # run or namespace gone: nothing left to do
-                    await self._complete(task)
+                    self._complete(key)
                     return
                 except Exception as e:
                     attempt += 1
@@ -150,12 +173,45 @@ class QueueProcessor:
             if self._full:
                 self._wake.set()
 
-    async def _complete(self, task: HistoryTask) -> None:
+    def _complete(self, key: Key) -> None:
+        """Mark a task done; the flusher deletes it with the others of its batch."""
+        self._acked.add(key)
+        self._ack_buffer.append(key)
+        self._has_acks.set()
+        if len(self._ack_buffer) >= ACK_FLUSH_COUNT:
+            self._acks_full.set()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._has_acks.wait()
+            if not self._acks_full.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._acks_full.wait(), ACK_FLUSH_SECONDS)
+            try:
+                await self._flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self.log.warning("deleting completed history tasks failed; will retry", error=repr(e))
+                await asyncio.sleep(0.5)
+
+    async def _flush(self) -> None:
+        keys, self._ack_buffer = self._ack_buffer, []
+        self._has_acks.clear()
+        self._acks_full.clear()
+        if not keys:
+            return
         ex = self.engine.persistence.executions
-        if self.category == TaskCategory.TIMER:
-            await ex.complete_scheduled_tasks(self.shard.shard_id, [(task.visibility_time, task.task_id)])
-        else:
-            await ex.complete_immediate_tasks(self.shard.shard_id, self.category, [task.task_id])
+        try:
+            if self.category == TaskCategory.TIMER:
+                await ex.complete_scheduled_tasks(self.shard.shard_id, keys)  # type: ignore[arg-type]
+            else:
+                await ex.complete_immediate_tasks(self.shard.shard_id, self.category, keys)  # type: ignore[arg-type]
+        except BaseException:
+            self._ack_buffer[:0] = keys  # keep them (still marked done) for the next attempt
+            self._has_acks.set()
+            raise
+        self._acked.difference_update(keys)
 
 
 def far_future() -> datetime:

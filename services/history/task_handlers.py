@@ -37,9 +37,17 @@ async def _update(shard: ShardContext, task: HistoryTask, fn: object) -> None:
 # ---------------------------------------------------------------- transfer
 
 
+async def _load_committed(shard: ShardContext, task: HistoryTask) -> MutableState | None:
+    """Load under the workflow lock: a queue can read a task from the database before the transaction that
+    wrote it has put the new state in the cache; without the lock it would see the old state and drop the
+    task as stale."""
+    async with shard.lock(task.namespace_id, task.workflow_id):
+        return await shard.load(task.namespace_id, task.workflow_id, task.run_id)
+
+
 async def handle_transfer(engine: Engine, shard: ShardContext, task: HistoryTask) -> None:
     info = decode(task)
-    ms = await shard.load(task.namespace_id, task.workflow_id, task.run_id)
+    ms = await _load_committed(shard, task)
     if ms is None:
         return
     if info.type == T.HISTORY_TASK_TYPE_CLOSE_EXECUTION:
@@ -161,7 +169,7 @@ async def handle_visibility(engine: Engine, shard: ShardContext, task: HistoryTa
     if info.type == T.HISTORY_TASK_TYPE_VISIBILITY_DELETE:
         await engine.persistence.visibility.delete_execution(task.namespace_id, task.run_id)
         return
-    ms = await shard.load(task.namespace_id, task.workflow_id, task.run_id)
+    ms = await _load_committed(shard, task)
     if ms is None:
         return
     await engine.persistence.visibility.upsert_execution(visibility_record(ms))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -52,6 +53,9 @@ DEV_SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
     "frontend": {"min_namespace_retention": 1.0},
 }
 
+
+DEFAULT_HISTORY_SHARDS = 4
+DEFAULT_PARTITIONS = 4
 
 # Beyond the RPC grace period, how long stopping the services may take before the process gives up on them.
 STOP_EXTRA_SECONDS = 15.0
@@ -169,6 +173,8 @@ class DurataProcess:
     channels: list[grpc.aio.Channel] = field(default_factory=list)
     metrics_server: metrics.MetricsServer | None = None
     bound_ports: dict[str, int] = field(default_factory=dict)
+    # Cluster mode (``server start``): membership, routers, shard controller. None in start-dev.
+    node: Any = None
 
     def __post_init__(self) -> None:
         if not self.host_identity:
@@ -201,26 +207,47 @@ class DurataProcess:
         if not self.cfg.dev_mode:
             await check_schema_or_fail(self.cfg.db_url)
         try:
-            raw = await open_persistence(self.cfg.db_url, create_schema=self.cfg.dev_mode)
+            # A process without History/Matching/Frontend (internal worker) only heartbeats: two connections.
+            pool = self.cfg.db_pool_max_size if self._needs_store() else 2
+            raw = await open_persistence(self.cfg.db_url, create_schema=self.cfg.dev_mode, pool_max_size=pool)
         except SchemaVersionError as err:
             raise StartupError(str(err)) from err
         self.persistence = metrics.instrument_persistence(raw)
         await self._ensure_cluster_metadata()
 
     async def _ensure_cluster_metadata(self) -> None:
+        """The shard count and task-queue partition count are chosen when the cluster is created (first start)
+        and never change: every process reads them from cluster metadata. A process configured with another
+        value refuses to start, since it would route workflows to the wrong shards."""
         from server.persistence.interface import ClusterMetadata
 
         wanted = ClusterMetadata(
             cluster_name=str(self._section("frontend").get("cluster_name", "active")),
-            num_history_shards=self.cfg.num_history_shards,
+            num_history_shards=self.cfg.num_history_shards or DEFAULT_HISTORY_SHARDS,
+            data=json.dumps({"task_queue_partitions": self.cfg.task_queue_partitions or DEFAULT_PARTITIONS}).encode(),
         )
         stored = await self.persistence.cluster.init_cluster_metadata(wanted)
-        if stored.num_history_shards != wanted.num_history_shards:
-            log.warning(
-                "cluster already has a different shard count; using the stored one",
-                stored=stored.num_history_shards, configured=wanted.num_history_shards,
+        if self.cfg.num_history_shards and stored.num_history_shards != self.cfg.num_history_shards:
+            raise StartupError(
+                f"this cluster was created with num_history_shards={stored.num_history_shards} and the shard count "
+                f"of a cluster never changes; this process is configured with {self.cfg.num_history_shards}. "
+                f"Remove the setting (or set it to {stored.num_history_shards}), or use a new database."
+            )
+        try:
+            extra = json.loads(stored.data or b"{}")
+        except ValueError:
+            extra = {}
+        partitions = int(extra.get("task_queue_partitions", 0)) or self.cfg.task_queue_partitions or DEFAULT_PARTITIONS
+        if self.cfg.task_queue_partitions and partitions != self.cfg.task_queue_partitions:
+            raise StartupError(
+                f"this cluster was created with task_queue_partitions={partitions}; this process is configured "
+                f"with {self.cfg.task_queue_partitions}. Remove the setting (or set it to {partitions})."
             )
         self.cfg.num_history_shards = stored.num_history_shards
+        self.cfg.task_queue_partitions = partitions
+
+    def _needs_store(self) -> bool:
+        return any(r in self.cfg.services for r in ("frontend", "history", "matching"))
 
     def _build(self) -> None:
         clock = RealClock()
@@ -230,6 +257,8 @@ class DurataProcess:
             from services.history.service import HistoryService
 
             section = {"num_history_shards": self.cfg.num_history_shards, **self._section("history")}
+            if not self.cfg.dev_mode:
+                section["owned_shards"] = []  # the shard controller acquires what the ring assigns
             hcfg = build_service_config(HistoryConfig, section, "history")
             self.roles["history"] = _Role(
                 "history", HistoryService(self.persistence, clock, hcfg, f"{self.host_identity}:history"),
@@ -251,11 +280,13 @@ class DurataProcess:
             fcfg = build_service_config(FrontendConfig, self._section("frontend"), "frontend")
             self.roles["frontend"] = _Role("frontend", FrontendService(self.persistence, fcfg), self.cfg.frontend_port)
         # Clients are wired after every local role exists, so local peers are called in-process.
-        if "history" in self.roles:
+        if not self.cfg.dev_mode and self.persistence is not None:
+            self._wire_cluster()
+        elif "history" in self.roles:
             self.roles["history"].service.matching_client = self._client("matching", MATCHING_SERVICE)
-        if "matching" in self.roles:
+        if "matching" in self.roles and self.node is None:
             self.roles["matching"].service.history_client = self._client("history", HISTORY_SERVICE)
-        if "frontend" in self.roles:
+        if "frontend" in self.roles and self.node is None:
             fe = self.roles["frontend"].service
             fe.history_client = self._client("history", HISTORY_SERVICE)
             matching = self._client("matching", MATCHING_SERVICE)
@@ -267,6 +298,33 @@ class DurataProcess:
             icfg = build_service_config(InternalWorkerConfig, self._section("internal_worker"), "internal_worker")
             client = self._client("frontend", WORKFLOW_SERVICE)
             self.roles["internal_worker"] = _Role("internal_worker", InternalWorkerService(icfg, client))
+
+    def _wire_cluster(self) -> None:
+        """Cluster mode: History and Matching are reached through routers over the membership ring."""
+        from server.cluster.node import ClusterNode
+
+        self.node = ClusterNode(self.cfg, self.persistence, HISTORY_SERVICE, MATCHING_SERVICE)
+        services = {name: role.service for name, role in self.roles.items()}
+        self.node.wire(services)
+        fe = services.get("frontend")
+        if fe is not None:
+            fe.history_client = self.node.history_router
+            fe.matching_client = PollDrain(self.node.matching_router)
+
+    def _advertised(self) -> dict[str, str]:
+        """role -> address peers dial, with the real port where the configured one was 0 (tests)."""
+        out: dict[str, str] = {}
+        for name in self.roles:
+            if name not in ("frontend", "history", "matching"):
+                out[name] = ""
+                continue
+            explicit = getattr(self.cfg, f"{name}_address")
+            if explicit:
+                out[name] = explicit
+            else:
+                host = "127.0.0.1" if self.cfg.ip in ("0.0.0.0", "::", "") else self.cfg.ip
+                out[name] = f"{host}:{self.bound_ports.get(name) or getattr(self.cfg, f'{name}_port')}"
+        return out
 
     # ------------------------------------------------------------------ gRPC
 
@@ -326,7 +384,8 @@ class DurataProcess:
                 if not self.cfg.metrics_best_effort:
                     raise StartupError(f"cannot serve metrics on {where}: {err}") from err
                 log.warning("metrics endpoint disabled: port unavailable", address=where, error=str(err))
-        if any(r in self.cfg.services for r in ("frontend", "history", "matching")):
+        # An internal-worker-only process needs no database; given one, it joins the membership table too.
+        if self._needs_store() or (self.cfg.db_url and not self.cfg.dev_mode):
             await self._open_persistence()
         self._build()
         for name in ("history", "matching", "frontend"):
@@ -339,6 +398,8 @@ class DurataProcess:
             await self._create_namespaces(frontend.service)
         for name in self._serve_ports():
             await self._start_grpc(self.roles[name])
+        if self.node is not None:
+            await self.node.join(self._advertised())
         worker = self.roles.get("internal_worker")
         if worker is not None:
             await worker.service.start()
@@ -356,6 +417,8 @@ class DurataProcess:
         worker = self.roles.get("internal_worker")
         if worker is not None:
             await _quietly("internal_worker", worker.service.stop())
+        if self.node is not None:
+            await _quietly("cluster membership", self.node.leave())
         frontend = self.roles.get("frontend")
         if frontend is not None and isinstance(frontend.service.matching_client, PollDrain):
             frontend.service.matching_client.drain()
@@ -379,6 +442,8 @@ class DurataProcess:
             metrics.PROCESS_UP.labels(name).set(0)
         for channel in self.channels:
             await _quietly("channel", channel.close())
+        if self.node is not None:
+            await _quietly("cluster channels", self.node.close())
         if self.persistence is not None:
             await _quietly("persistence", self.persistence.close())
         if self.metrics_server is not None:

@@ -1,4 +1,5 @@
-"""The ``durata`` command line: ``server start-dev``, ``server start``, ``schema upgrade|version``.
+"""The ``durata`` command line: ``server start-dev``, ``server start``, ``schema upgrade|version``,
+``admin cluster describe``.
 
 Flags win over ``DURATA_*`` environment variables, which win over the ``--config`` TOML file (keys documented in
 ``server/config.py``), which wins over defaults.
@@ -52,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     for role in ("frontend", "history", "matching"):
         start.add_argument(f"--{role}-port", type=int, help=f"port the {role} role listens on")
         start.add_argument(f"--{role}-address", metavar="HOST:PORT", help=f"where other processes reach {role}")
+
+    admin = sub.add_parser("admin", help="operate a running cluster")
+    admin_sub = admin.add_subparsers(dest="command", required=True)
+    cluster = admin_sub.add_parser("cluster", help="cluster membership and ownership")
+    cluster_sub = cluster.add_subparsers(dest="action", required=True)
+    describe = cluster_sub.add_parser("describe", help="members, roles, shard -> owner, partition -> owner")
+    describe.add_argument("--db", dest="db_url", metavar="URL", help="database URL (or DURATA_DB_URL)")
+    describe.add_argument("--config", metavar="FILE", help="TOML config file with db_url")
+    describe.add_argument("--json", action="store_true", help="machine-readable output")
 
     schema = sub.add_parser("schema", help="database schema management")
     schema_sub = schema.add_subparsers(dest="command", required=True)
@@ -150,10 +160,34 @@ async def _schema_command(command: str, db_url: str) -> int:
     return 0
 
 
+async def _admin_describe(args: argparse.Namespace) -> int:
+    from server.cluster.describe import describe_cluster
+    from server.persistence.factory import open_persistence
+    from server.persistence.schema_version import SchemaVersionError
+
+    cfg = load_config(config_file=args.config, flags={"db_url": args.db_url})
+    if not cfg.db_url:
+        raise ConfigError("no database: pass --db URL, set DURATA_DB_URL, or set db_url in the config file")
+    try:
+        persistence = await open_persistence(cfg.db_url)
+    except SchemaVersionError as err:
+        print(f"durata: {err}", file=sys.stderr)
+        return 1
+    try:
+        view = await describe_cluster(persistence, cfg.membership_expiry_seconds)
+    finally:
+        await persistence.close()
+    print(view.to_json() if args.json else view.to_text())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.group == "admin":
+            configure_logging("warning", "console")
+            sys.exit(_run(_admin_describe(args), use_uvloop=False))
         if args.group == "schema":
             configure_logging("warning", "console")
             sys.exit(_run(_schema_command(args.command, _schema_db_url(args)), use_uvloop=False))

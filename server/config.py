@@ -17,7 +17,13 @@ tables. Example ``durata.toml``::
     metrics_port = 9090                 # Prometheus /metrics; 0 = off
     log_level = "info"                  # debug, info, warning, error
     log_format = "json"                 # json or console
-    num_history_shards = 4              # fixed when the cluster is created
+    num_history_shards = 4              # fixed when the cluster is created (unset: the cluster's value)
+    task_queue_partitions = 4           # partitions per normal task queue, also fixed at creation
+    membership_heartbeat_seconds = 1    # cluster membership: heartbeat / ring refresh interval
+    membership_expiry_seconds = 6       # a member silent this long is dead; its shards and partitions move
+    poll_partition_slice_seconds = 2    # a task poll waits this long on one partition before trying the next
+    route_retry_seconds = 15            # how long a call keeps following a moved shard / partition
+    db_pool_max_size = 20               # PostgreSQL connections per process at most
     namespaces = ["default"]            # created at frontend start if missing
     shutdown_grace_seconds = 5          # SIGTERM: how long in-flight RPCs may finish
 
@@ -72,7 +78,16 @@ class ServerConfig:
     metrics_best_effort: bool = False
     log_level: str = "info"
     log_format: str = "json"
-    num_history_shards: int = 4
+    # 0 = unset: use the cluster's stored value (4 when this start creates the cluster). Any other value must
+    # match the stored one: the shard count of a cluster never changes.
+    num_history_shards: int = 0
+    task_queue_partitions: int = 0
+    membership_heartbeat_seconds: float = 1.0
+    membership_expiry_seconds: float = 6.0
+    poll_partition_slice_seconds: float = 2.0
+    route_retry_seconds: float = 15.0
+    # PostgreSQL connections per process at most (a cluster needs processes x this within max_connections).
+    db_pool_max_size: int = 20
     namespaces: list[str] = field(default_factory=lambda: ["default"])
     # Dev mode creates/upgrades the schema itself; a cluster refuses to start on an unknown schema version.
     dev_mode: bool = False
@@ -96,8 +111,14 @@ class ServerConfig:
             raise ConfigError("no services selected")
         if not self.db_url and any(r in self.services for r in ("frontend", "history", "matching")):
             raise ConfigError("no database: pass --db URL, set DURATA_DB_URL, or set db_url in the config file")
-        if self.num_history_shards < 1:
+        if self.db_pool_max_size < 1:
+            raise ConfigError("db_pool_max_size must be >= 1")
+        if self.num_history_shards < 0:
             raise ConfigError("num_history_shards must be >= 1")
+        if self.task_queue_partitions < 0 or self.task_queue_partitions > 64:
+            raise ConfigError("task_queue_partitions must be between 1 and 64")
+        if self.membership_heartbeat_seconds <= 0 or self.membership_expiry_seconds < 2 * self.membership_heartbeat_seconds:
+            raise ConfigError("membership_expiry_seconds must be at least twice membership_heartbeat_seconds (> 0)")
         for sec in self.sections:
             if sec not in SERVICE_SECTIONS:
                 raise ConfigError(f"unknown config section [{sec}]; choose from {', '.join(SERVICE_SECTIONS)}")

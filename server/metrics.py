@@ -81,10 +81,19 @@ def _short_service(full_name: str) -> str:
     return full_name.rsplit(".", 1)[-1]
 
 
+# (full service name, method, status) -> the two label children. ``.labels()`` costs a lock, a tuple build and a
+# dict lookup per call; the set of label combinations is small and fixed, so resolve each one once.
+_RPC_CHILDREN: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
 def observe_rpc(service: str, method: str, status: str, seconds: float) -> None:
-    name = _short_service(service)
-    RPC_REQUESTS.labels(name, method, status).inc()
-    RPC_LATENCY.labels(name, method, status).observe(seconds)
+    key = (service, method, status)
+    children = _RPC_CHILDREN.get(key)
+    if children is None:
+        name = _short_service(service)
+        children = _RPC_CHILDREN[key] = (RPC_REQUESTS.labels(name, method, status), RPC_LATENCY.labels(name, method, status))
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 _installed = False
@@ -181,7 +190,7 @@ class _TimedStore:
         return timed
 
 
-STORE_NAMES = ("namespaces", "cluster", "shards", "executions", "tasks", "visibility")
+STORE_NAMES = ("namespaces", "cluster", "membership", "shards", "executions", "tasks", "visibility")
 
 
 class _TimedPersistence:

@@ -15,10 +15,10 @@ from server.persistence.schema_version import (
 from server.persistence.urls import parse_db_url
 
 
-async def open_persistence(url: str, *, create_schema: bool = False) -> Persistence:
+async def open_persistence(url: str, *, create_schema: bool = False, pool_max_size: int = 20) -> Persistence:
     """``create_schema=True`` (start-dev) migrates to head first; otherwise a database that is not exactly at
     head is refused with SchemaVersionError naming the upgrade command. An in-memory SQLite database is always
-    created fresh (nothing else can reach it)."""
+    created fresh (nothing else can reach it). ``pool_max_size`` bounds a PostgreSQL process's connections."""
     db_url = parse_db_url(url)
     if db_url.kind == "sqlite":
         from server.persistence.sqlite import open_sqlite
@@ -46,4 +46,4 @@ async def open_persistence(url: str, *, create_schema: bool = False) -> Persiste
         await upgrade_async(url)
     else:
         await check_schema_async(url)
-    return await open_postgres(db_url.dsn)
+    return await open_postgres(db_url.dsn, min_size=min(2, pool_max_size), max_size=pool_max_size)

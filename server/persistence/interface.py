@@ -59,6 +59,34 @@ class ClusterMetadataStore(Protocol):
         """Insert if absent; return what is stored (the first writer wins)."""
 
 
+# ---------------------------------------------------------------- cluster membership
+
+
+@dataclass
+class MemberRecord:
+    """One role of one process: who it is, where peers reach it, and when it last proved it is alive."""
+
+    host_id: str  # unique per (role, advertised address): a restarted process takes over its old row
+    role: str  # frontend, history, matching, internal_worker
+    rpc_address: str  # host:port peers dial ("" for roles without a port)
+    session_start: datetime
+    last_heartbeat: datetime
+
+
+class MembershipStore(Protocol):
+    async def upsert_member(self, record: MemberRecord) -> None:
+        """Insert or replace the row of ``record.host_id`` (registration and every heartbeat)."""
+
+    async def list_members(self, role: str | None = None, alive_since: datetime | None = None) -> list[MemberRecord]:
+        """Rows of ``role`` (all roles if None) whose last heartbeat is at or after ``alive_since``; by host_id."""
+
+    async def remove_member(self, host_id: str) -> None:
+        """Graceful leave: peers rebalance at their next refresh instead of waiting for expiry."""
+
+    async def prune_members(self, heartbeat_before: datetime) -> int:
+        """Delete rows last seen before ``heartbeat_before``; returns how many."""
+
+
 # ---------------------------------------------------------------- shards
 
 
@@ -269,6 +297,9 @@ class TaskStore(Protocol):
     async def complete_tasks_less_than(self, key: TaskQueueKey, exclusive_max_task_id: int) -> int:
         """Delete tasks with task_id < exclusive_max; returns how many."""
 
+    async def list_task_queues(self, limit: int) -> list[TaskQueueRecord]:
+        """Every task queue partition row (for the admin view), ordered by key; at most ``limit``."""
+
 
 # ---------------------------------------------------------------- visibility
 
@@ -319,6 +350,7 @@ class VisibilityStore(Protocol):
 class Persistence(Protocol):
     namespaces: NamespaceStore
     cluster: ClusterMetadataStore
+    membership: MembershipStore
     shards: ShardStore
     executions: ExecutionStore
     tasks: TaskStore

@@ -28,6 +28,7 @@ async def _manager(svc: MatchingService, key: TaskQueueKey, sticky: bool) -> Tas
     mgr = svc.loaded(key)
     if mgr is not None or sticky:
         return mgr
+    svc.check_owner(key)
     return await svc.get_manager(key, sticky=False)
 
 

@@ -78,8 +78,9 @@ class MatchingHandler:
     ) -> None:
         _check_execution(request.namespace_id, request.execution)
         name = _queue_name(request.task_queue)
-        key = TaskQueueKey(request.namespace_id, name, task_type)
         sticky = request.task_queue.kind == STICKY
+        key = TaskQueueKey(request.namespace_id, name, task_type, 0 if sticky else request.partition)
+        self._svc.check_owner(key)
         if sticky:
             # A sticky queue nobody polls on this host is not worth queueing on: History falls back to normal.
             mgr = self._svc.loaded(key)
@@ -88,6 +89,9 @@ class MatchingHandler:
                 raise _sticky_unavailable()
         else:
             mgr = await self._svc.get_manager(key, sticky=False)
+            if not mgr.waiting_pollers():
+                # A poller parked on another partition of this queue on this host takes it at no cost.
+                mgr = next((m for m in self._svc.siblings(key) if m.waiting_pollers()), mgr)
         timeout = request.schedule_to_start_timeout.ToTimedelta().total_seconds()
         info = new_task_info(
             request.namespace_id,
@@ -108,8 +112,8 @@ class MatchingHandler:
     ) -> wsv.PollWorkflowTaskQueueResponse:
         poll = request.poll_request
         name = _queue_name(poll.task_queue)
-        key = TaskQueueKey(request.namespace_id, name, WORKFLOW)
         sticky = poll.task_queue.kind == STICKY
+        key = TaskQueueKey(request.namespace_id, name, WORKFLOW, 0 if sticky else request.partition)
 
         async def record_started(task: MatchTask) -> wsv.PollWorkflowTaskQueueResponse:
             req = hpb.RecordWorkflowTaskStartedRequest(
@@ -137,6 +141,7 @@ class MatchingHandler:
             deadline,
             record_started,
             wsv.PollWorkflowTaskQueueResponse,
+            request.max_wait_seconds,
         )
 
     async def PollActivityTaskQueue(
@@ -144,7 +149,7 @@ class MatchingHandler:
     ) -> wsv.PollActivityTaskQueueResponse:
         poll = request.poll_request
         name = _queue_name(poll.task_queue)
-        key = TaskQueueKey(request.namespace_id, name, ACTIVITY)
+        key = TaskQueueKey(request.namespace_id, name, ACTIVITY, request.partition)
 
         async def record_started(task: MatchTask) -> wsv.PollActivityTaskQueueResponse:
             req = hpb.RecordActivityTaskStartedRequest(
@@ -169,10 +174,14 @@ class MatchingHandler:
             deadline,
             record_started,
             wsv.PollActivityTaskQueueResponse,
+            request.max_wait_seconds,
         )
 
-    def _poll_end(self, deadline: float | None) -> float:
-        end = time.monotonic() + self._svc.config.long_poll_timeout
+    def _poll_end(self, deadline: float | None, max_wait: float = 0.0) -> float:
+        budget = self._svc.config.long_poll_timeout
+        if max_wait > 0:
+            budget = min(budget, max_wait)
+        end = time.monotonic() + budget
         if deadline is not None:
             end = min(end, deadline - self._svc.config.poll_deadline_margin)
         return end
@@ -187,16 +196,19 @@ class MatchingHandler:
         deadline: float | None,
         record_started: Callable[[MatchTask], Awaitable[R]],
         empty: Callable[[], R],
+        max_wait: float = 0.0,
     ) -> R:
         """Long poll: take tasks until History accepts one, or answer all-default at the budget's end."""
         if not namespace_id:
             raise InvalidArgument("namespace_id is required")
         type_label = metrics.task_type_label(key.task_type)
-        end = self._poll_end(deadline)
+        end = self._poll_end(deadline, max_wait)
         if self._svc.stopping or end <= time.monotonic():
             metrics.POLL_OUTCOMES.labels(type_label, "empty").inc()
             return empty()
-        mgr = await self._svc.get_manager(key, sticky)
+        self._svc.check_owner(key)
+        home = await self._svc.get_manager(key, sticky)
+        mgr = home
         identity = poll.identity
         rate = self._svc.config.default_poller_rate
         if isinstance(poll, wsv.PollActivityTaskQueueRequest) and poll.task_queue_metadata.HasField(
@@ -204,10 +216,19 @@ class MatchingHandler:
         ):
             rate = poll.task_queue_metadata.max_tasks_per_second.value
         caps = poll.worker_version_capabilities if poll.HasField("worker_version_capabilities") else None
-        mgr.record_poll(identity, rate, caps)
+        home.record_poll(identity, rate, caps)
         try:
             while True:
-                task = await mgr.poll(identity, poller_id, end)
+                mgr, task = home, None
+                if not sticky:
+                    # Tasks already waiting on another partition of this queue on this host: take them first.
+                    for sibling in self._svc.siblings(key):
+                        task = sibling.take_ready()
+                        if task is not None:
+                            mgr = sibling
+                            break
+                if task is None:
+                    task = await mgr.poll(identity, poller_id, end)
                 if task is None:
                     metrics.POLL_OUTCOMES.labels(type_label, "empty").inc()
                     return empty()
@@ -236,7 +257,7 @@ class MatchingHandler:
             metrics.POLL_OUTCOMES.labels(type_label, "cancelled").inc()
             raise
         finally:
-            mgr.record_poll(identity, rate, caps)
+            home.record_poll(identity, rate, caps)
 
     def _drop_stale(self, mgr: TaskQueueManager, task: MatchTask, err: ServiceError) -> None:
         if task.source is TaskSource.QUERY:
@@ -281,15 +302,16 @@ class MatchingHandler:
     ) -> mpb.QueryWorkflowResponse:
         _check_execution(request.namespace_id, request.execution)
         name = _queue_name(request.task_queue)
-        key = TaskQueueKey(request.namespace_id, name, WORKFLOW)
         sticky = request.task_queue.kind == STICKY
+        key = TaskQueueKey(request.namespace_id, name, WORKFLOW, 0 if sticky else request.partition)
+        self._svc.check_owner(key)
         if sticky:
             mgr = self._svc.loaded(key)
             if mgr is None:
                 raise _sticky_unavailable()
         else:
             mgr = await self._svc.get_manager(key, sticky=False)
-        pending = self._svc.queries.register(request.query)
+        pending = self._svc.queries.register(request.query, key.partition)
         info = mpb.TaskInfo(
             namespace_id=request.namespace_id,
             workflow_id=request.execution.workflow_id,

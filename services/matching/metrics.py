@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 from prometheus_client import Counter, Gauge
 
 from server.metrics import REGISTRY
@@ -40,3 +43,22 @@ LOADED_QUEUES = Gauge(
 
 def task_type_label(task_type: int) -> str:
     return {1: "workflow", 2: "activity", 3: "nexus"}.get(task_type, str(task_type))
+PARTITION_OWNED = Gauge(
+    "durata_matching_partition_owned",
+    "1 for each normal task-queue partition loaded (leased) on this matching host",
+    ["namespace_id", "task_queue", "task_type", "partition", "host"],
+    registry=REGISTRY,
+)
+_owned_labels: set[tuple[str, str, str, str, str]] = set()
+
+
+def set_owned_partitions(host: str, keys: list[Any]) -> None:
+    """Export exactly ``keys`` (TaskQueueKeys) as this host's partitions."""
+    now = {(k.namespace_id, k.name, task_type_label(k.task_type), str(k.partition), host) for k in keys}
+    for labels in _owned_labels - now:
+        with contextlib.suppress(KeyError):
+            PARTITION_OWNED.remove(*labels)
+    for labels in now - _owned_labels:
+        PARTITION_OWNED.labels(*labels).set(1)
+    _owned_labels.clear()
+    _owned_labels.update(now)

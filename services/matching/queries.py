@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 from temporalio.api.query.v1 import message_pb2 as query_pb
 
+from server.cluster.routing import query_id_for_partition
 from server.common.errors import InvalidArgument, NotFound
 from server.gen.durata.internal.common.v1 import tokens_pb2
 from server.gen.durata.internal.matching.v1 import service_pb2 as mpb
@@ -17,9 +17,10 @@ class QueryRegistry:
     def __init__(self) -> None:
         self._pending: dict[str, PendingQuery] = {}
 
-    def register(self, query: query_pb.WorkflowQuery) -> PendingQuery:
+    def register(self, query: query_pb.WorkflowQuery, partition: int = 0) -> PendingQuery:
+        """The query id names the partition (see server.cluster.routing) so the answer finds this host."""
         pending = PendingQuery(
-            query_id=str(uuid.uuid4()), query=query, result=asyncio.get_running_loop().create_future()
+            query_id=query_id_for_partition(partition), query=query, result=asyncio.get_running_loop().create_future()
         )
         self._pending[pending.query_id] = pending
         return pending

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -37,6 +38,10 @@ class MatchingService:
         self._janitor: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.stopping = False
+        # Cluster mode (set by app.py): does this host own a task-queue partition by the matching ring? None =
+        # everything (one matching host). ``partitions`` = partitions per normal queue, cluster-wide.
+        self.owns: Callable[[TaskQueueKey], bool] | None = None
+        self.partitions = 1
 
     async def start(self) -> None:
         if self.history_client is None:
@@ -63,6 +68,35 @@ class MatchingService:
         log.info("matching stopped", host=self.host_identity, unloaded=len(managers))
 
     # ------------------------------------------------------------------ task queue registry
+
+    def check_owner(self, key: TaskQueueKey) -> None:
+        """Refuse (retryably) a partition the ring gives to another host: the caller's router re-reads membership
+        and goes there. Serving it here would lease it away from its owner."""
+        if self.owns is not None and not self.owns(key):
+            raise Unavailable(
+                f"task queue {key.name!r} partition {key.partition} (type {key.task_type}) is owned by another "
+                "matching host; retry"
+            )
+
+    def siblings(self, key: TaskQueueKey) -> list[TaskQueueManager]:
+        """Other partitions of the same queue loaded on this host (matching across them costs nothing)."""
+        out = []
+        for p in range(self.partitions):
+            if p != key.partition:
+                mgr = self.loaded(TaskQueueKey(key.namespace_id, key.name, key.task_type, p))
+                if mgr is not None and not mgr.sticky:
+                    out.append(mgr)
+        return out
+
+    def on_membership_change(self) -> None:
+        """Unload the partitions the new ring gives to other hosts: their pollers answer empty (the router moves
+        them on), their ack levels are flushed, and the new owner's lease fences anything left."""
+        if self.owns is None or self.stopping:
+            return
+        for key in [k for k in self._managers if not self.owns(k)]:
+            task = asyncio.get_running_loop().create_task(self.unload(key), name=f"matching-move-{key.name}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def loaded(self, key: TaskQueueKey) -> TaskQueueManager | None:
         mgr = self._managers.get(key)
@@ -98,6 +132,9 @@ class MatchingService:
         try:
             mgr = TaskQueueManager(key, sticky, self.persistence.tasks, self.config, self.clock)
             await mgr.start()
+            if self.stopping:  # stop() ran while we leased: do not leave a queue nobody will unload
+                await mgr.stop()
+                raise Unavailable("matching service is shutting down")
             self._managers[key] = mgr
             self._update_loaded_gauge()
             return mgr
@@ -119,6 +156,7 @@ class MatchingService:
         sticky = sum(1 for m in self._managers.values() if m.sticky)
         metrics.LOADED_QUEUES.labels("sticky").set(sticky)
         metrics.LOADED_QUEUES.labels("normal").set(len(self._managers) - sticky)
+        metrics.set_owned_partitions(self.host_identity, [k for k, m in self._managers.items() if not m.sticky])
 
     async def _janitor_loop(self) -> None:
         """Unload idle queues (mostly sticky queues of workers that went away) and lost leases."""

@@ -210,6 +210,12 @@ class TaskQueueManager:
             self._wake_reader.set()
         return task
 
+    def take_ready(self) -> MatchTask | None:
+        """A task available right now, without waiting (None if there is none)."""
+        if self.closed or self.lost:
+            return None
+        return self._take()
+
     async def poll(self, identity: str, poller_id: str, end: float) -> MatchTask | None:
         """Wait until a task is available or monotonic time ``end``; None = answer empty."""
         remaining = end - time.monotonic()

@@ -5,12 +5,14 @@ from __future__ import annotations
 from server.persistence.interface import (
     ClusterMetadataStore,
     ExecutionStore,
+    MembershipStore,
     NamespaceStore,
     ShardStore,
     TaskStore,
     VisibilityStore,
 )
 from server.persistence.sql.executions import SqlExecutionStore
+from server.persistence.sql.membership import SqlMembershipStore
 from server.persistence.sql.stores import (
     SqlClusterMetadataStore,
     SqlNamespaceStore,
@@ -29,6 +31,7 @@ class SqlPersistence:
         # Annotated with the protocols so mypy checks each store against interface.py.
         self.namespaces: NamespaceStore = SqlNamespaceStore(db)
         self.cluster: ClusterMetadataStore = SqlClusterMetadataStore(db)
+        self.membership: MembershipStore = SqlMembershipStore(db)
         self.shards: ShardStore = SqlShardStore(db)
         self.executions: ExecutionStore = SqlExecutionStore(db)
         self.tasks: TaskStore = SqlTaskStore(db)

@@ -251,3 +251,13 @@ class SqlTaskStore:
             )
 
         return await self._db.run(op)
+
+    async def list_task_queues(self, limit: int) -> list[TaskQueueRecord]:
+        rows = await self._db.fetch(
+            "SELECT namespace_id, name, task_type, partition, range_id, ack_level FROM task_queues "
+            "ORDER BY namespace_id, name, task_type, partition LIMIT ?",
+            max(limit, 1),
+        )
+        return [
+            TaskQueueRecord(key=TaskQueueKey(r[0], r[1], r[2], r[3]), range_id=r[4], ack_level=r[5]) for r in rows
+        ]

@@ -1,0 +1,1 @@
+"""Cluster membership, consistent-hash rings and the routing clients that send each call to its owner."""

@@ -21,6 +21,7 @@ from .. import exceptions as exc
 from ..exceptions import RPCStatusCode
 from ..failure import to_failure
 from ..workflow import _types_of
+from ._poller import TaskPoller
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -89,7 +90,7 @@ class _Running:
             self.exec_task.cancel()
 
 
-class ActivityWorker:
+class ActivityWorker(TaskPoller):
     def __init__(self, client: Client, task_queue: str, activities: Sequence[Any], *, identity: str,
                  max_concurrent: int, executor: concurrent.futures.Executor | None, pollers: int,
                  max_heartbeat_throttle: timedelta, default_heartbeat_throttle: timedelta) -> None:
@@ -103,57 +104,22 @@ class ActivityWorker:
         needs_threads = any(not d.is_async for d in self.defns.values())
         self.executor = executor or (concurrent.futures.ThreadPoolExecutor(max_concurrent) if needs_threads else None)
         self._own_executor = executor is None and self.executor is not None
-        self.slots = asyncio.Semaphore(max_concurrent)
+        super().__init__(max_concurrent)
         self.pollers = pollers
         self.max_throttle = max_heartbeat_throttle.total_seconds()
         self.default_throttle = default_heartbeat_throttle.total_seconds()
         self.running: dict[bytes, _Running] = {}
-        self.inflight: set[asyncio.Task[Any]] = set()
-        self.stopping = False
 
     async def run(self) -> None:
         await asyncio.gather(*(self._poll_loop() for _ in range(self.pollers)))
 
     async def _poll_loop(self) -> None:
-        backoff = 0.1
-        while not self.stopping:
-            await self.slots.acquire()
-            try:
-                resp = await self.client._call("PollActivityTaskQueue", wsv.PollActivityTaskQueueRequest(
-                    namespace=self.client.namespace, task_queue=tq_pb.TaskQueue(name=self.task_queue),
-                    identity=self.identity), timeout=70)
-                backoff = 0.1
-            except exc.RPCError as err:
-                self.slots.release()
-                if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-                    continue
-                logger.warning("Activity poll failed (%s), retrying: %s", err.status, err.message)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10)
-                continue
-            except Exception as err:  # e.g. channel closed underneath us
-                self.slots.release()
-                if self.stopping:
-                    return
-                logger.warning("Poll failed, retrying: %s", err)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10)
-                continue
-            except BaseException:
-                self.slots.release()
-                raise
-            if not resp.task_token:
-                self.slots.release()
-                continue
-            t = asyncio.create_task(self._execute(resp))
-            self.inflight.add(t)
-            t.add_done_callback(self._done)
+        def poll() -> Any:
+            return self.client._call("PollActivityTaskQueue", wsv.PollActivityTaskQueueRequest(
+                namespace=self.client.namespace, task_queue=tq_pb.TaskQueue(name=self.task_queue),
+                identity=self.identity), timeout=70)
 
-    def _done(self, t: asyncio.Task[Any]) -> None:
-        self.inflight.discard(t)
-        self.slots.release()
-        if not t.cancelled() and t.exception() is not None:
-            logger.error("Activity handling crashed", exc_info=t.exception())
+        await self._run_poll_loop("Activity", poll, self._execute)
 
     async def _execute(self, task: wsv.PollActivityTaskQueueResponse) -> None:
         conv = self.client.data_converter

@@ -32,10 +32,10 @@ from .. import activity as act
 from .. import exceptions as exc
 from .. import workflow as wf
 from .._service import CLIENT_NAME
-from ..exceptions import RPCStatusCode
 from ..failure import to_failure
 from ._deadlock import DEADLOCK_TIMEOUT, DeadlockError, run_activation
 from ._local import LocalOutcome, execute_local
+from ._poller import TaskPoller
 from ._workflow_instance import NondeterminismError, WorkflowInstance
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ T = TypeVar("T")
 LOCAL_ACTIVITY_HEARTBEAT_FRACTION = 0.8  # of the workflow task timeout, like sdk-core
 
 
-class WorkflowWorker:
+class WorkflowWorker(TaskPoller):
     def __init__(self, client: Client, task_queue: str, workflows: Sequence[type], *, identity: str,
                  max_concurrent: int, max_cached: int, sticky_timeout: timedelta, pollers: int,
                  activities: Sequence[Any] = (), executor: Any = None,
@@ -71,10 +71,8 @@ class WorkflowWorker:
         self.cache: collections.OrderedDict[str, WorkflowInstance] = collections.OrderedDict()
         self.locks: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
         self.lock_users: collections.Counter[str] = collections.Counter()
-        self.slots = asyncio.Semaphore(max_concurrent)
+        super().__init__(max_concurrent)
         self.pollers = pollers
-        self.inflight: set[asyncio.Task[Any]] = set()
-        self.stopping = False
 
     # ---------------------------------------------------------------- polling
 
@@ -86,44 +84,14 @@ class WorkflowWorker:
         await asyncio.gather(*(self._poll_loop(q) for q in queues))
 
     async def _poll_loop(self, queue: tq_pb.TaskQueue) -> None:
-        backoff = 0.1
-        while not self.stopping:
-            await self.slots.acquire()
-            try:
-                resp = await self.client._call("PollWorkflowTaskQueue", wsv.PollWorkflowTaskQueueRequest(
-                    namespace=self.client.namespace, task_queue=queue, identity=self.identity), timeout=70)
-                backoff = 0.1
-            except exc.RPCError as err:
-                self.slots.release()
-                if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-                    continue
-                logger.warning("Workflow poll failed (%s), retrying: %s", err.status, err.message)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10)
-                continue
-            except Exception as err:  # e.g. channel closed underneath us
-                self.slots.release()
-                if self.stopping:
-                    return
-                logger.warning("Poll failed, retrying: %s", err)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10)
-                continue
-            except BaseException:
-                self.slots.release()
-                raise
-            if not resp.task_token:
-                self.slots.release()
-                continue
-            t = asyncio.create_task(self._handle(resp, time.monotonic()))
-            self.inflight.add(t)
-            t.add_done_callback(self._done)
+        def poll() -> Any:
+            return self.client._call("PollWorkflowTaskQueue", wsv.PollWorkflowTaskQueueRequest(
+                namespace=self.client.namespace, task_queue=queue, identity=self.identity), timeout=70)
 
-    def _done(self, t: asyncio.Task[Any]) -> None:
-        self.inflight.discard(t)
-        self.slots.release()
-        if not t.cancelled() and t.exception() is not None:
-            logger.error("Workflow task handling crashed", exc_info=t.exception())
+        def handle(resp: Any) -> Any:
+            return self._handle(resp, time.monotonic())
+
+        await self._run_poll_loop("Workflow", poll, handle)
 
     # ---------------------------------------------------------------- task handling
 

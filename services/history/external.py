@@ -3,6 +3,8 @@ transfer task in ``outbound_tasks.py``; its outcome comes back through ``signal_
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.api.command.v1 import message_pb2 as command_pb2
 from temporalio.api.common.v1 import message_pb2 as common_pb2
 from temporalio.api.enums.v1 import failed_cause_pb2 as fc
@@ -88,47 +90,36 @@ def _execution(info: state_pb2.ExternalInfo) -> common_pb2.WorkflowExecution:
     return common_pb2.WorkflowExecution(workflow_id=info.workflow_id, run_id=info.run_id)
 
 
-def signal_result(ms: MutableState, initiated_id: int, delivered: bool) -> None:
-    info = ms.record.pending_signals.get(initiated_id)
+def _outbound_result(
+    ms: MutableState, pending: Any, initiated_id: int, delivered: bool, ok_cls: Any, failed_cls: Any, cause: int
+) -> None:
+    """Resolve an outbound signal/cancel: the success or the not-found event, then wake the workflow."""
+    info = pending.get(initiated_id)
     if not ms.running or info is None:
         return
-    if delivered:
-        ms.append_or_buffer(
-            history_pb2.ExternalWorkflowExecutionSignaledEventAttributes(
-                initiated_event_id=initiated_id, namespace=info.namespace, namespace_id=info.namespace_id,
-                workflow_execution=_execution(info),
-            )
-        )
-    else:
-        ms.append_or_buffer(
-            history_pb2.SignalExternalWorkflowExecutionFailedEventAttributes(
-                cause=NOT_FOUND, namespace=info.namespace, namespace_id=info.namespace_id,
-                workflow_execution=_execution(info), initiated_event_id=initiated_id,
-            )
-        )
-    del ms.record.pending_signals[initiated_id]
+    common = {
+        "initiated_event_id": initiated_id,
+        "namespace": info.namespace,
+        "namespace_id": info.namespace_id,
+        "workflow_execution": _execution(info),
+    }
+    ms.append_or_buffer(ok_cls(**common) if delivered else failed_cls(cause=cause, **common))
+    del pending[initiated_id]
     ms.dirty = True
     ms.ensure_workflow_task()
+
+
+def signal_result(ms: MutableState, initiated_id: int, delivered: bool) -> None:
+    _outbound_result(
+        ms, ms.record.pending_signals, initiated_id, delivered,
+        history_pb2.ExternalWorkflowExecutionSignaledEventAttributes,
+        history_pb2.SignalExternalWorkflowExecutionFailedEventAttributes, NOT_FOUND,
+    )
 
 
 def cancel_result(ms: MutableState, initiated_id: int, delivered: bool) -> None:
-    info = ms.record.pending_cancels.get(initiated_id)
-    if not ms.running or info is None:
-        return
-    if delivered:
-        ms.append_or_buffer(
-            history_pb2.ExternalWorkflowExecutionCancelRequestedEventAttributes(
-                initiated_event_id=initiated_id, namespace=info.namespace, namespace_id=info.namespace_id,
-                workflow_execution=_execution(info),
-            )
-        )
-    else:
-        ms.append_or_buffer(
-            history_pb2.RequestCancelExternalWorkflowExecutionFailedEventAttributes(
-                cause=CANCEL_NOT_FOUND, namespace=info.namespace, namespace_id=info.namespace_id,
-                workflow_execution=_execution(info), initiated_event_id=initiated_id,
-            )
-        )
-    del ms.record.pending_cancels[initiated_id]
-    ms.dirty = True
-    ms.ensure_workflow_task()
+    _outbound_result(
+        ms, ms.record.pending_cancels, initiated_id, delivered,
+        history_pb2.ExternalWorkflowExecutionCancelRequestedEventAttributes,
+        history_pb2.RequestCancelExternalWorkflowExecutionFailedEventAttributes, CANCEL_NOT_FOUND,
+    )

@@ -20,7 +20,10 @@ class HistoryConfig:
     # How many times a transaction is retried after an optimistic-concurrency conflict.
     condition_retries: int = 5
     queue_batch_size: int = 100
-    # Fallback poll interval of the queue processors (they are also woken by new tasks).
-    queue_poll_seconds: float = 1.0
+    # Committed tasks reach the queue processors in memory; the tables are re-read only on shard load, after an
+    # overflow, at the timer horizon, after a write of unknown outcome, and by this safety sweep.
+    queue_sweep_seconds: float = 15.0
+    # Tasks (incl. future timers) a queue processor holds in memory before falling back to database reads.
+    queue_max_buffered_tasks: int = 10_000
     # Used when a namespace record has no retention configured.
     default_retention_seconds: float = 86400.0

@@ -8,12 +8,18 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 
 from server.common.clock import Clock
-from server.common.errors import ConditionFailed, NotFound, ShardOwnershipLost, Unavailable
+from server.common.errors import (
+    ConditionFailed,
+    CurrentRunConflict,
+    NotFound,
+    ShardOwnershipLost,
+    Unavailable,
+)
 from server.common.sharding import task_id_range
 from server.gen.durata.internal.history.v1 import state_pb2
 from server.persistence.interface import (
@@ -37,6 +43,16 @@ from .notifier import Notifier
 log = structlog.get_logger("durata.history.shard")
 R = TypeVar("R")
 RunKey = tuple[str, str, str]
+
+
+class TaskSink(Protocol):
+    """What a queue processor exposes to its shard (see queues.QueueProcessor)."""
+
+    def add_tasks(self, tasks: list[HistoryTask]) -> None:
+        """Tasks whose transaction has committed."""
+
+    def request_read(self) -> None:
+        """Tasks may have been written without being handed over: read the database."""
 
 
 @dataclass
@@ -67,6 +83,8 @@ class ShardContext:
         self.notifier = notifier
         self._on_tasks = on_tasks
         self._on_lost = on_lost
+        # Queue processors of this shard register here: committed tasks are handed to them in memory.
+        self._queues: dict[TaskCategory, TaskSink] = {}
         self.range_id = 0
         self._next_task_id = 0
         self._max_task_id = 0
@@ -243,6 +261,23 @@ class ShardContext:
         except ShardOwnershipLost:
             self._lose()
             raise ShardOwnershipLost(self.shard_id) from None
+        except (ConditionFailed, CurrentRunConflict):
+            raise  # definitely not written
+        except BaseException:
+            # The write may or may not have committed (timeout, lost connection, cancellation): its tasks were
+            # not handed over, so let the queues read the database.
+            for q in list(self._queues.values()):
+                q.request_read()
+            raise
+
+    # ------------------------------------------------------------------ queues
+
+    def register_queue(self, category: TaskCategory, sink: TaskSink) -> None:
+        self._queues[category] = sink
+
+    def unregister_queue(self, category: TaskCategory, sink: TaskSink) -> None:
+        if self._queues.get(category) is sink:
+            del self._queues[category]
 
     def _committed(self, ms: MutableState, version: int, tasks: list[HistoryTask]) -> None:
         r = ms.record
@@ -253,8 +288,19 @@ class ShardContext:
         ms.db_record_version = version
         if ms.new_events or ms.dirty:
             self.notifier.notify(key)
+        if not tasks:
+            return
+        # Called only after the transaction committed: hand the tasks to this shard's processors in memory.
+        by_category: dict[TaskCategory, list[HistoryTask]] = {}
         for t in tasks:
-            self._on_tasks(self.shard_id, t.category, t.visibility_time)
+            by_category.setdefault(t.category, []).append(t)
+        for cat, ts in by_category.items():
+            sink = self._queues.get(cat)
+            if sink is not None:
+                sink.add_tasks(ts)
+            else:
+                for t in ts:
+                    self._on_tasks(self.shard_id, t.category, t.visibility_time)
 
 
 class _WorkflowLock:

@@ -88,7 +88,7 @@ async def env(persistence: Persistence) -> AsyncIterator[Env]:
     await persistence.namespaces.create_namespace(NamespaceRecord(id=ns_id, name="default", data=desc.SerializeToString()))
     clock = ManualClock()
     matching = FakeMatching()
-    service = HistoryService(persistence, clock, HistoryConfig(num_history_shards=2, queue_poll_seconds=0.2), "test-host")
+    service = HistoryService(persistence, clock, HistoryConfig(num_history_shards=2), "test-host")
     service.matching_client = matching
     await service.start()
     try:

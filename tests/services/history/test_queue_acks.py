@@ -22,6 +22,7 @@ from server.persistence.interface import (
     TaskCategory,
 )
 from services.history import queues
+from services.history.config import HistoryConfig
 from services.history.queues import QueueProcessor
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -74,7 +75,7 @@ async def _setup(tasks: list[HistoryTask]) -> tuple[Persistence, CountingExecuti
     ex = CountingExecutions(p.executions)
     engine = SimpleNamespace(
         persistence=SimpleNamespace(executions=ex),
-        config=SimpleNamespace(queue_batch_size=1000, queue_poll_seconds=0.01),
+        config=HistoryConfig(queue_batch_size=1000, queue_sweep_seconds=0.01),
         clock=ManualClock(T0),
     )
     shard = SimpleNamespace(shard_id=1, lost=False)

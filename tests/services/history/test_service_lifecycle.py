@@ -22,7 +22,7 @@ WFE = common_pb2.WorkflowExecution
 
 async def _new_service(env: Env) -> tuple[HistoryService, FakeMatching]:
     matching = FakeMatching()
-    svc = HistoryService(env.persistence, env.clock, HistoryConfig(num_history_shards=99, queue_poll_seconds=0.2), "host-2")
+    svc = HistoryService(env.persistence, env.clock, HistoryConfig(num_history_shards=99), "host-2")
     svc.matching_client = matching
     await svc.start()
     return svc, matching

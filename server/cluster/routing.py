@@ -189,9 +189,10 @@ def partition_of_query_id(query_id: str) -> int:
 class MatchingRouter:
     """MatchingService client of a cluster process: task-queue partitions by the matching ring.
 
-    Normal queues have ``partitions`` partitions. An add or a query goes to a random one; a poll visits them
-    in turn from a random start, waiting up to ``poll_slice`` seconds on each, so a task that landed on a
-    partition nobody is parked on is picked up within about one round (see services/matching/README.md).
+    Normal queues have ``partitions`` partitions. An add or a query goes to a random one. A poll parks on one
+    partition per matching host that owns partitions of the queue (that host hands it the tasks of all its
+    partitions); with several such hosts it visits them in turn, waiting up to ``poll_slice`` seconds on each,
+    with one it simply waits the whole poll there (see services/matching/README.md).
     """
 
     def __init__(
@@ -233,16 +234,30 @@ class MatchingRouter:
     async def QueryWorkflow(self, request: Any, *, deadline: float | None = None) -> Any:
         return await self._add("QueryWorkflow", request, WORKFLOW, deadline)
 
+    def _poll_stops(self, namespace_id: str, name: str, task_type: int, count: int) -> list[int]:
+        """One partition per matching host owning partitions of the queue (a random one of that host's): a poll
+        parked on it is offered every task of that host's partitions, so visiting one per host suffices."""
+        if count == 1:
+            return [0]
+        ring = self._membership.ring("matching")
+        by_owner: dict[str | None, list[int]] = {}
+        for p in range(count):
+            by_owner.setdefault(ring.lookup(partition_key(namespace_id, name, task_type, p)), []).append(p)
+        return [random.choice(parts) for parts in by_owner.values()]
+
     async def _poll(self, name: str, request: Any, task_type: int, deadline: float | None) -> Any:
         tq = request.poll_request.task_queue
         count = self._partition_count(tq)
-        start = random.randrange(count)
+        stops = self._poll_stops(request.namespace_id, tq.name, task_type, count)
+        start = random.randrange(len(stops))
         i = 0
         while True:
-            request.partition = (start + i) % count
+            if i and i % len(stops) == 0:  # a new round: re-read ownership (hosts may have joined or left)
+                stops = self._poll_stops(request.namespace_id, tq.name, task_type, count)
+            request.partition = stops[(start + i) % len(stops)]
             i += 1
             remaining = None if deadline is None else deadline - time.monotonic()
-            last = count == 1 or remaining is None or remaining <= self._poll_slice + self._poll_margin + 0.5
+            last = len(stops) == 1 or remaining is None or remaining <= self._poll_slice + self._poll_margin + 0.5
             request.max_wait_seconds = 0.0 if last else self._poll_slice
             key = partition_key(request.namespace_id, tq.name, task_type, request.partition)
             started = time.monotonic()

@@ -217,21 +217,31 @@ class MatchingHandler:
             rate = poll.task_queue_metadata.max_tasks_per_second.value
         caps = poll.worker_version_capabilities if poll.HasField("worker_version_capabilities") else None
         home.record_poll(identity, rate, caps)
+        if not sticky:
+            self._svc.load_owned_siblings(key)
         try:
             while True:
                 mgr, task = home, None
                 if not sticky:
-                    # Tasks already waiting on another partition of this queue on this host: take them first.
-                    for sibling in self._svc.siblings(key):
-                        task = sibling.take_ready()
+                    # Tasks already waiting on any partition of this queue on this host: the oldest first (so
+                    # no partition's backlog waits behind newer tasks of the others).
+                    oldest: TaskQueueManager | None = None
+                    oldest_at = 0.0
+                    for candidate in (home, *self._svc.siblings(key)):
+                        at = candidate.ready_since()
+                        if at is not None and (oldest is None or at < oldest_at):
+                            oldest, oldest_at = candidate, at
+                    if oldest is not None:
+                        task = oldest.take_ready()
                         if task is not None:
-                            mgr = sibling
-                            break
+                            mgr = oldest
                 if task is None:
                     task = await mgr.poll(identity, poller_id, end)
                 if task is None:
                     metrics.POLL_OUTCOMES.labels(type_label, "empty").inc()
                     return empty()
+                if task.owner is not None:
+                    mgr = task.owner  # a sibling partition's task handed to this poller: finish it there
                 if task.query is None and task.expired(self._svc.clock.now()):
                     mgr.complete(task, delivered=False)
                     metrics.POLL_OUTCOMES.labels(type_label, "expired").inc()

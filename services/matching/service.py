@@ -15,6 +15,7 @@ from server.persistence.interface import Persistence, TaskQueueKey
 from services.matching import metrics
 from services.matching.config import MatchingConfig
 from services.matching.handler import MatchingHandler
+from services.matching.pollers import Poller
 from services.matching.queries import QueryRegistry
 from services.matching.task_queue import TaskQueueManager
 
@@ -88,6 +89,37 @@ class MatchingService:
                     out.append(mgr)
         return out
 
+    def _borrow_poller(self, key: TaskQueueKey) -> Poller | None:
+        """A poller parked on another partition of ``key``'s queue on this host (the oldest sibling first)."""
+        for mgr in self.siblings(key):
+            poller = mgr.pop_waiting_poller()
+            if poller is not None:
+                return poller
+        return None
+
+    def load_owned_siblings(self, key: TaskQueueKey) -> None:
+        """Start loading the partitions of ``key``'s queue this host owns but has not loaded, so their persisted
+        backlog reaches the pollers parked here (a poll parks on one partition per host)."""
+        if self.partitions <= 1 or self.stopping:
+            return
+        for p in range(self.partitions):
+            other = TaskQueueKey(key.namespace_id, key.name, key.task_type, p)
+            if p == key.partition or other in self._loading or self.loaded(other) is not None:
+                continue
+            if self.owns is not None and not self.owns(other):
+                continue
+            task = asyncio.get_running_loop().create_task(
+                self._load_quietly(other), name=f"matching-load-sibling-{key.name}"
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _load_quietly(self, key: TaskQueueKey) -> None:
+        try:
+            await self.get_manager(key, sticky=False)
+        except Exception as err:  # noqa: BLE001 - the next poll or add retries
+            log.info("loading sibling partition failed", task_queue=key.name, partition=key.partition, error=repr(err))
+
     def on_membership_change(self) -> None:
         """Unload the partitions the new ring gives to other hosts: their pollers answer empty (the router moves
         them on), their ack levels are flushed, and the new owner's lease fences anything left."""
@@ -131,6 +163,8 @@ class MatchingService:
     async def _load(self, key: TaskQueueKey, sticky: bool) -> TaskQueueManager:
         try:
             mgr = TaskQueueManager(key, sticky, self.persistence.tasks, self.config, self.clock)
+            if not sticky and self.partitions > 1:
+                mgr.borrow_poller = lambda: self._borrow_poller(key)
             await mgr.start()
             if self.stopping:  # stop() ran while we leased: do not leave a queue nobody will unload
                 await mgr.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -61,6 +62,9 @@ class TaskQueueManager:
         self._labels = (key.namespace_id, key.name, metrics.task_type_label(key.task_type))
         self._type_label = metrics.task_type_label(key.task_type)
         self._gauge_set = False
+        # Set by the service: a parked poller of another partition of this queue on this host, or None. A task
+        # nobody waits for here goes to such a poller at once instead of waiting for one to come here.
+        self.borrow_poller: Callable[[], Poller | None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -127,9 +131,11 @@ class TaskQueueManager:
         self.last_active = time.monotonic()
         self.add_rate.record()
         poller = self._pollers.pop_waiting()
+        if poller is None and self.borrow_poller is not None:
+            poller = self.borrow_poller()
         if poller is not None:
             outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            task = MatchTask(info=info, source=TaskSource.SYNC, sync_outcome=outcome)
+            task = MatchTask(info=info, source=TaskSource.SYNC, sync_outcome=outcome, owner=self)
             poller.future.set_result(task)
             delivered = False
             try:
@@ -148,7 +154,7 @@ class TaskQueueManager:
     async def _add_to_backlog(self, info: mpb.TaskInfo) -> None:
         metrics.TASKS_ADDED.labels(self._type_label, "backlog").inc()
         if self._backlog is None:
-            self._offer(MatchTask(info=info, source=TaskSource.BACKLOG))
+            self._offer(MatchTask(info=info, source=TaskSource.BACKLOG, owner=self))
             return
         await self._backlog.append(info)
         if self._backlog.wants_read():
@@ -175,8 +181,13 @@ class TaskQueueManager:
                 task.query.result.set_exception(err)
 
     def _offer(self, task: MatchTask, front: bool = False) -> None:
-        """Give a task to the first parked poller, else queue it (queries ahead of everything)."""
+        """Give a task to the first parked poller (here, else on a sibling partition on this host), else queue it
+        (queries ahead of everything)."""
+        if task.owner is None:
+            task.owner = self
         poller = self._pollers.pop_waiting()
+        if poller is None and self.borrow_poller is not None and not self.closed:
+            poller = self.borrow_poller()
         if poller is not None:
             poller.future.set_result(task)
             return
@@ -210,6 +221,18 @@ class TaskQueueManager:
             self._wake_reader.set()
         return task
 
+    def ready_since(self) -> float | None:
+        """When the task ``take_ready`` would return was created (epoch seconds; queries sort first), or None if
+        there is none: a poller serving several partitions takes the oldest task first."""
+        if self.closed or self.lost:
+            return None
+        if self._queries:
+            return float("-inf")
+        if self._ready:
+            created = self._ready[0].info.create_time
+            return created.seconds + created.nanos * 1e-9
+        return None
+
     def take_ready(self) -> MatchTask | None:
         """A task available right now, without waiting (None if there is none)."""
         if self.closed or self.lost:
@@ -232,7 +255,9 @@ class TaskQueueManager:
         except asyncio.CancelledError:
             self._pollers.remove(poller)
             if fut.done() and not fut.cancelled() and fut.result() is not None:
-                self.requeue(fut.result())  # type: ignore[arg-type]
+                taken = fut.result()
+                assert taken is not None
+                (taken.owner or self).requeue(taken)
             else:
                 fut.cancel()
             raise
@@ -340,6 +365,12 @@ class TaskQueueManager:
         if self._backlog is None:
             return 0, 0, 0
         return self._backlog.read_level, self._backlog.ack_level, self._backlog.range_id
+
+    def pop_waiting_poller(self) -> Poller | None:
+        """A parked poller of this partition, taken off the queue (for a sibling partition's task)."""
+        if self.closed or self.lost:
+            return None
+        return self._pollers.pop_waiting()
 
     def waiting_pollers(self) -> int:
         return self._pollers.count_waiting()

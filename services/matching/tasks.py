@@ -7,6 +7,7 @@ import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from temporalio.api.query.v1 import message_pb2 as query_pb
 
@@ -43,6 +44,9 @@ class MatchTask:
     abandoned: bool = False
     query: PendingQuery | None = None
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # The TaskQueueManager (partition) the task belongs to: it is completed or requeued there even when a poller
+    # parked on another partition of the same queue on this host took it.
+    owner: Any = None
 
     def expired(self, now: datetime) -> bool:
         return (

@@ -119,12 +119,16 @@ def owner(namespace_id: str, name: str, task_type: int, partition: int) -> str |
     return HashRing.build(["m1", "m2"]).lookup(partition_key(namespace_id, name, task_type, partition))
 
 
-async def test_poll_visits_partitions_until_one_has_a_task() -> None:
+async def test_poll_visits_one_partition_per_host_until_one_has_a_task() -> None:
+    # A host hands a poll parked on any of its partitions the tasks of all its partitions of the queue, so a poll
+    # visits one partition per owning host, not every partition.
+    holder = owner("ns", "q", 2, 3)
+
     def behaviour(host: str, method: str, request: Any) -> Any:
         assert owner("ns", "q", 2, request.partition) == host  # every visit goes to that partition's owner
-        if request.partition == 3:
+        if host == holder:
             return ws.PollActivityTaskQueueResponse(task_token=b"t")
-        time.sleep(request.max_wait_seconds)  # an idle partition holds the poll for its slice
+        time.sleep(request.max_wait_seconds)  # an idle host holds the poll for its slice
         return ws.PollActivityTaskQueueResponse()
 
     router, hosts = matching_router(behaviour)
@@ -132,8 +136,19 @@ async def test_poll_visits_partitions_until_one_has_a_task() -> None:
         task_queue=tq_pb.TaskQueue(name="q")))
     response = await router.PollActivityTaskQueue(request, deadline=time.monotonic() + 30)
     assert response.task_token == b"t"
-    visited = [c[1].partition for h in hosts.values() for c in h.calls]
-    assert 3 in visited and len(visited) <= 4
+    assert len(hosts[holder].calls) == 1
+    assert sum(len(h.calls) for h in hosts.values()) <= 2
+
+
+async def test_poll_waits_its_whole_budget_on_a_single_matching_host() -> None:
+    host = FakeHost("m1", lambda h, m, r: ws.PollActivityTaskQueueResponse())
+    membership = FakeMembership({"matching": HashRing.build(["m1"])})
+    router = MatchingRouter(membership, FakeDialer({"m1": host}), 4, 0.05, 0.0, FAST)  # type: ignore[arg-type]
+    request = mpb.PollActivityTaskQueueRequest(namespace_id="ns", poll_request=ws.PollActivityTaskQueueRequest(
+        task_queue=tq_pb.TaskQueue(name="q")))
+    await router.PollActivityTaskQueue(request, deadline=time.monotonic() + 30)
+    # No rotation: one call, no slice (the host serves every partition it owns to this poll).
+    assert len(host.calls) == 1 and host.calls[0][1].max_wait_seconds == 0.0
 
 
 async def test_adds_spread_sticky_stays_on_partition_zero_and_query_answers_find_their_partition() -> None:

@@ -37,7 +37,7 @@ ROLE_COMMANDS: dict[str, list[str]] = {
 # Test tuning through the same DURATA_* variables an operator would use: fast failure detection.
 TEST_ENV = {
     "DURATA_MEMBERSHIP_HEARTBEAT_SECONDS": "0.25",
-    "DURATA_MEMBERSHIP_EXPIRY_SECONDS": "1.5",
+    "DURATA_MEMBERSHIP_EXPIRY_SECONDS": "3.0",
     "DURATA_POLL_PARTITION_SLICE_SECONDS": "1",
     # Eight processes share the test server's 100 connections with whatever else runs.
     "DURATA_DB_POOL_MAX_SIZE": "5",
@@ -163,11 +163,11 @@ class LocalCluster:
 
     def describe(self) -> dict[str, Any]:
         done = run_cli(["admin", "cluster", "describe", "--json"],
-                       env={"DURATA_DB_URL": self.db_url, "DURATA_MEMBERSHIP_EXPIRY_SECONDS": "1.5"})
+                       env={"DURATA_DB_URL": self.db_url, "DURATA_MEMBERSHIP_EXPIRY_SECONDS": "3.0"})
         assert done.returncode == 0, done.stdout + done.stderr
         return dict(json.loads(done.stdout))
 
-    def wait_for_owners(self, histories: list[str], timeout: float = 20.0) -> dict[str, Any]:
+    def wait_for_owners(self, histories: list[str], timeout: float = 45.0) -> dict[str, Any]:
         """Until the live history members are exactly ``histories`` (process names) and every shard was
         acquired by the owner the ring of those members gives it (the shards table agrees with the ring)."""
         wanted = {self.addresses[h] for h in histories}

@@ -102,10 +102,6 @@ class QueueProcessor:
         self._need_read = True
         self._wake.set()
 
-    def notify(self, visibility_time: datetime | None = None) -> None:
-        """Tasks were committed but not handed over (no shard registration): read the database."""
-        self.request_read()
-
     def _admit(self, t: HistoryTask) -> None:
         if not self._timer:
             key: Key = t.task_id

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -74,7 +74,6 @@ class HistoryService:
             self.host_identity,
             self.engine.namespaces,
             self.engine.notifier,
-            self._on_tasks,
             self._on_shard_lost,
         )
         await shard.acquire()
@@ -83,11 +82,6 @@ class HistoryService:
             p = QueueProcessor(self.engine, shard, cat, fn)
             self._processors[(shard_id, cat)] = p
             p.start()
-
-    def _on_tasks(self, shard_id: int, category: TaskCategory, visibility_time: datetime) -> None:
-        p = self._processors.get((shard_id, category))
-        if p is not None:
-            p.notify(visibility_time if category == TaskCategory.TIMER else None)
 
     def _on_shard_lost(self, shard_id: int) -> None:
         self.engine.shards.pop(shard_id, None)

@@ -7,7 +7,6 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol, TypeVar
 
 import structlog
@@ -71,7 +70,6 @@ class ShardContext:
         host_identity: str,
         namespaces: NamespaceCache,
         notifier: Notifier,
-        on_tasks: Callable[[int, TaskCategory, datetime], None],
         on_lost: Callable[[int], None],
     ) -> None:
         self.shard_id = shard_id
@@ -81,7 +79,6 @@ class ShardContext:
         self.host_identity = host_identity
         self.namespaces = namespaces
         self.notifier = notifier
-        self._on_tasks = on_tasks
         self._on_lost = on_lost
         # Queue processors of this shard register here: committed tasks are handed to them in memory.
         self._queues: dict[TaskCategory, TaskSink] = {}
@@ -295,12 +292,11 @@ class ShardContext:
         for t in tasks:
             by_category.setdefault(t.category, []).append(t)
         for cat, ts in by_category.items():
+            # Processors register when the shard is acquired, with no await in between, so a sink exists for
+            # every commit; after a release, the next owner reads the tables anyway.
             sink = self._queues.get(cat)
             if sink is not None:
                 sink.add_tasks(ts)
-            else:
-                for t in ts:
-                    self._on_tasks(self.shard_id, t.category, t.visibility_time)
 
 
 class _WorkflowLock:

@@ -298,7 +298,7 @@ async def test_write_of_unknown_outcome_asks_the_queues_to_read() -> None:
     """A store call that fails without saying whether it committed: its tasks were not handed over in memory,
     so the shard's processors must read the database; a definite refusal needs no read."""
     shard = ShardContext(
-        1, None, ManualClock(T0), HistoryConfig(), "h", None, None, lambda *a: None, lambda s: None  # type: ignore[arg-type]
+        1, None, ManualClock(T0), HistoryConfig(), "h", None, None, lambda s: None  # type: ignore[arg-type]
     )
     reads: list[int] = []
     sink = SimpleNamespace(add_tasks=lambda tasks: None, request_read=lambda: reads.append(1))

@@ -60,8 +60,9 @@ def _dur(attrs: object, name: str) -> timedelta:
 
 
 def schedule_activity(
-    ms: MutableState, attrs: command_pb2.ScheduleActivityTaskCommandAttributes, wft_completed_id: int
+    ms: MutableState, attrs: command_pb2.ScheduleActivityTaskCommandAttributes, wft_completed_id: int, eager: bool = False
 ) -> history_pb2.HistoryEvent:
+    """``eager``: the completing worker will run it (started by ``start_eager``), so nothing goes to matching."""
     r = ms.record
     cause = fc.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES
     if not attrs.activity_id:
@@ -133,7 +134,8 @@ def schedule_activity(
         stamp=ms.next_stamp(),
     )
     r.activities[ev.event_id].CopyFrom(info)
-    _dispatch_attempt(ms, r.activities[ev.event_id])
+    if not eager:
+        _dispatch_attempt(ms, r.activities[ev.event_id])
     if s2c > ZERO:
         ms.add_timer_task(
             T.HISTORY_TASK_TYPE_ACTIVITY_TIMEOUT, ms.now + s2c, event_id=ev.event_id, timeout_type=TO.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE
@@ -181,6 +183,16 @@ def start_activity(ms: MutableState, info: state_pb2.ActivityInfo, request_id: s
             timeout_type=TO.TIMEOUT_TYPE_START_TO_CLOSE,
         )
     _arm_heartbeat(ms, info, ms.now)
+
+
+def start_eager(ms: MutableState, scheduled_event_id: int, request_id: str, identity: str) -> state_pb2.ActivityInfo | None:
+    """Start an activity scheduled with request_eager_execution once all commands are applied; None if the same
+    completion already cancelled it (then it needs no task at all)."""
+    info = ms.record.activities.get(scheduled_event_id)
+    if info is None or info.started:
+        return None
+    start_activity(ms, info, request_id, identity)
+    return info
 
 
 def _arm_heartbeat(ms: MutableState, info: state_pb2.ActivityInfo, since: datetime) -> None:

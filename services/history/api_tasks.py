@@ -188,6 +188,11 @@ async def respond_workflow_task_completed(
     if err is not None:
         raise InvalidArgument(err.message)
     resp = ws.RespondWorkflowTaskCompletedResponse()
+    if result.eager_activities:
+        ns = await engine.namespaces.get(namespace_id)
+        resp.activity_tasks.extend(
+            _activity_task(namespace_id, ns.name, ms.record, info, a) for info, a in result.eager_activities
+        )
     if req.return_new_workflow_task and result.new_wft_scheduled and ms.running:
         task = await _start_inline(engine, shard, namespace_id, ms, req.identity)
         if task is not None:
@@ -259,10 +264,21 @@ async def record_activity_task_started(engine: Engine, req: hs.RecordActivityTas
         raise NotFound(ACTIVITY_NOT_FOUND)
     a = sched[0].activity_task_scheduled_event_attributes
     ns = await engine.namespaces.get(req.namespace_id)
+    return _activity_task(req.namespace_id, ns.name, ms.record, info, a)
+
+
+def _activity_task(
+    namespace_id: str,
+    namespace: str,
+    record: state_pb2.MutableState,
+    info: state_pb2.ActivityInfo,
+    a: history_pb2.ActivityTaskScheduledEventAttributes,
+) -> ws.PollActivityTaskQueueResponse:
+    """The task a worker runs for a started attempt (from a poll, or handed back eagerly)."""
     token = tokens_pb2.TaskToken(
-        namespace_id=req.namespace_id,
-        workflow_id=ex.workflow_id,
-        run_id=ex.run_id,
+        namespace_id=namespace_id,
+        workflow_id=record.workflow_id,
+        run_id=record.run_id,
         scheduled_event_id=info.scheduled_event_id,
         attempt=info.attempt,
         activity_id=info.activity_id,
@@ -272,9 +288,9 @@ async def record_activity_task_started(engine: Engine, req: hs.RecordActivityTas
     )
     return ws.PollActivityTaskQueueResponse(
         task_token=token.SerializeToString(),
-        workflow_namespace=ns.name,
-        workflow_type=common_pb2.WorkflowType(name=ms.record.workflow_type),
-        workflow_execution=common_pb2.WorkflowExecution(workflow_id=ex.workflow_id, run_id=ex.run_id),
+        workflow_namespace=namespace,
+        workflow_type=common_pb2.WorkflowType(name=record.workflow_type),
+        workflow_execution=common_pb2.WorkflowExecution(workflow_id=record.workflow_id, run_id=record.run_id),
         activity_type=a.activity_type,
         activity_id=a.activity_id,
         header=a.header,

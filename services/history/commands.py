@@ -71,8 +71,10 @@ def apply_commands(
     identity: str,
     config: HistoryConfig,
     protocol: ProtocolContext | None = None,
+    eager_out: list[int] | None = None,
 ) -> bool:
-    """Apply commands in order; returns True if a new WFT must be forced (activity cancelled before start)."""
+    """Apply commands in order; returns True if a new WFT must be forced (activity cancelled before start).
+    Activities the worker asked to run eagerly are scheduled without a task and their ids added to ``eager_out``."""
     force_new_wft = False
     for i, cmd in enumerate(commands):
         if not ms.running:
@@ -84,7 +86,11 @@ def apply_commands(
         if ct in UNSUPPORTED:
             raise CommandError(*UNSUPPORTED[ct])
         if ct == CT.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK:
-            ev = activities.schedule_activity(ms, cmd.schedule_activity_task_command_attributes, completed_id)
+            act = cmd.schedule_activity_task_command_attributes
+            eager = eager_out is not None and act.request_eager_execution and config.enable_activity_eager_execution
+            ev = activities.schedule_activity(ms, act, completed_id, eager)
+            if eager and eager_out is not None:
+                eager_out.append(ev.event_id)
         elif ct == CT.COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK:
             sched = cmd.request_cancel_activity_task_command_attributes.scheduled_event_id
             force_new_wft |= activities.request_cancel(ms, sched, completed_id)

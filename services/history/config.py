@@ -25,5 +25,8 @@ class HistoryConfig:
     queue_sweep_seconds: float = 15.0
     # Tasks (incl. future timers) a queue processor holds in memory before falling back to database reads.
     queue_max_buffered_tasks: int = 10_000
+    # Hand activities scheduled with request_eager_execution straight back in the RespondWorkflowTaskCompleted
+    # response (as Temporal's system.enableActivityEagerExecution, default on) instead of through matching.
+    enable_activity_eager_execution: bool = True
     # Used when a namespace record has no retention configured.
     default_retention_seconds: float = 86400.0

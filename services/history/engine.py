@@ -53,6 +53,9 @@ class Engine:
         """Events with first <= event_id < end, dense, in order."""
         if end <= first:
             return []
+        cached = shard.cached_events((namespace_id, workflow_id, run_id), first, end)
+        if cached is not None:
+            return list(cached)
         batches = await self.persistence.executions.read_history(shard.shard_id, namespace_id, workflow_id, run_id, first, end)
         out: list[history_pb2.HistoryEvent] = []
         expected = first

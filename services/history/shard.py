@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 import structlog
@@ -20,6 +20,7 @@ from server.common.errors import (
     Unavailable,
 )
 from server.common.sharding import task_id_range
+from temporalio.api.history.v1 import message_pb2 as history_pb2
 from server.gen.durata.internal.history.v1 import state_pb2
 from server.persistence.interface import (
     CurrentRunMode,
@@ -41,6 +42,7 @@ from .notifier import Notifier
 
 log = structlog.get_logger("durata.history.shard")
 R = TypeVar("R")
+EVENT_TAIL_MAX = 256  # events kept per cached run
 RunKey = tuple[str, str, str]
 
 
@@ -58,6 +60,9 @@ class TaskSink(Protocol):
 class CachedRun:
     record: state_pb2.MutableState
     db_record_version: int
+    # The run's most recent committed events, contiguous and ending at record.next_event_id - 1: what the
+    # next sticky WFT, an activity start or a result fetch reads, served without a history read.
+    events: list[history_pb2.HistoryEvent] = field(default_factory=list)
 
 
 class ShardContext:
@@ -132,14 +137,40 @@ class ShardContext:
     def lock(self, namespace_id: str, workflow_id: str) -> _WorkflowLock:
         return _WorkflowLock(self, (namespace_id, workflow_id))
 
-    def _cache_put(self, key: RunKey, record: state_pb2.MutableState, version: int) -> None:
-        self._cache[key] = CachedRun(record, version)
+    def _cache_put(
+        self, key: RunKey, record: state_pb2.MutableState, version: int, events: list[history_pb2.HistoryEvent] | None = None
+    ) -> None:
+        self._cache[key] = CachedRun(record, version, events or [])
         self._cache.move_to_end(key)
         while len(self._cache) > self.config.mutable_state_cache_size:
             self._cache.popitem(last=False)
 
     def evict(self, key: RunKey) -> None:
         self._cache.pop(key, None)
+
+    def cached_events(self, key: RunKey, first: int, end: int) -> list[history_pb2.HistoryEvent] | None:
+        """Committed events first <= id < end if the cache holds all of them (shared objects: read only)."""
+        cached = self._cache.get(key)
+        if cached is None or not cached.events:
+            return None
+        lo, hi = cached.events[0].event_id, cached.events[-1].event_id
+        if first < lo or end - 1 > hi:
+            return None
+        return cached.events[first - lo : end - lo]
+
+    def _event_tail(self, key: RunKey, ms: MutableState) -> list[history_pb2.HistoryEvent]:
+        """The cached tail extended by this commit's events, trimmed to what the next WFT can still ask for."""
+        prev = self._cache.get(key)
+        new = ms.new_events
+        if not new:
+            return prev.events if prev is not None else []
+        tail = list(new)
+        if prev is not None and prev.events and prev.events[-1].event_id + 1 == new[0].event_id:
+            tail = prev.events + tail
+        low = ms.record.last_completed_wft_started_event_id
+        if low and tail[0].event_id <= low:
+            tail = tail[min(low - tail[0].event_id + 1, len(tail)) :]
+        return tail[-EVENT_TAIL_MAX:]
 
     async def load(self, namespace_id: str, workflow_id: str, run_id: str) -> MutableState | None:
         """A private copy of the run's mutable state (cache, else database), or None."""
@@ -281,7 +312,7 @@ class ShardContext:
         key = (r.namespace_id, r.workflow_id, r.run_id)
         stored = state_pb2.MutableState()
         stored.CopyFrom(r)
-        self._cache_put(key, stored, version)
+        self._cache_put(key, stored, version, self._event_tail(key, ms))
         ms.db_record_version = version
         if ms.new_events or ms.dirty:
             self.notifier.notify(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from temporalio.api.enums.v1 import failed_cause_pb2 as fc
@@ -15,7 +16,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from server.gen.durata.internal.common.v1 import tokens_pb2
 from server.gen.durata.internal.history.v1 import state_pb2
 
-from .activities import CommandError
+from .activities import CommandError, start_eager
 from .commands import CLOSE_COMMANDS, apply_commands
 from .config import HistoryConfig
 from .mutable_state import MutableState
@@ -32,6 +33,11 @@ class CompletionResult:
     new_wft_scheduled: bool = False
     closed: bool = False
     update_effects: list[UpdateEffect] = field(default_factory=list)
+    # Activities started in this completion for the completing worker (request_eager_execution), with the
+    # attributes of their scheduled events: the response hands them back as activity tasks.
+    eager_activities: list[tuple[state_pb2.ActivityInfo, history_pb2.ActivityTaskScheduledEventAttributes]] = field(
+        default_factory=list
+    )
 
 
 def token_matches_wft(ms: MutableState, token: tokens_pb2.TaskToken) -> bool:
@@ -111,14 +117,34 @@ def _apply_completion(
     else:
         ms.clear_sticky()
     protocol = ProtocolContext.of(list(req.messages), known_updates or {})
-    force = apply_commands(ms, list(req.commands), completed.event_id, req.identity, config, protocol)
+    eager_ids: list[int] = []
+    force = apply_commands(ms, list(req.commands), completed.event_id, req.identity, config, protocol, eager_ids)
     protocol.remaining(ms, completed.event_id)
     if not ms.running:
         return CompletionResult(closed=True, update_effects=protocol.effects)
+    eager = _start_eager(ms, eager_ids, req.identity)
     flushed = ms.flush_buffered()
     if req.force_create_new_workflow_task or flushed or force or updates_waiting:
         ms.schedule_workflow_task(1)
-    return CompletionResult(new_wft_scheduled=ms.wft_scheduled, update_effects=protocol.effects)
+    return CompletionResult(new_wft_scheduled=ms.wft_scheduled, update_effects=protocol.effects, eager_activities=eager)
+
+
+def _start_eager(
+    ms: MutableState, scheduled_ids: list[int], identity: str
+) -> list[tuple[state_pb2.ActivityInfo, history_pb2.ActivityTaskScheduledEventAttributes]]:
+    """Start the eagerly requested activities in the completion's own transaction (after every command, so one
+    cancelled by a later command of the same completion is skipped)."""
+    if not scheduled_ids:
+        return []
+    scheduled = {ev.event_id: ev for ev in ms.new_events if ev.event_id in scheduled_ids}
+    out = []
+    for sid in scheduled_ids:
+        info = start_eager(ms, sid, str(uuid.uuid4()), identity)
+        if info is not None:
+            snapshot = state_pb2.ActivityInfo()
+            snapshot.CopyFrom(info)
+            out.append((snapshot, scheduled[sid].activity_task_scheduled_event_attributes))
+    return out
 
 
 def fail_workflow_task(ms: MutableState, req: ws.RespondWorkflowTaskFailedRequest) -> None:

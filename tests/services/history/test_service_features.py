@@ -285,3 +285,86 @@ async def test_update_long_poll_returns_current_stage_at_budget(env: Env) -> Non
     assert resp.stage == STAGE.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED and not resp.HasField("outcome")
     task = await poll_for(env, "upd3", seen)  # the update is still delivered
     assert [m.protocol_instance_id for m in task.messages] == ["slow"]
+
+
+async def test_eager_activity_is_started_and_handed_back(env: Env) -> None:
+    """request_eager_execution: the activity is started in the completion's transaction and returned in the
+    response; only the non-eager one goes through Matching. Its token completes it like a polled task."""
+    from .helpers import cmd_activity
+
+    d = Driver(env)
+    await d.start("eager")
+    task = await d.poll_wft()
+    resp = await d.complete(
+        task,
+        [cmd_activity("a-eager", request_eager_execution=True, input=payloads(b'"in"')), cmd_activity("a-normal")],
+    )
+    assert [t.activity_id for t in resp.activity_tasks] == ["a-eager"]
+    eager = resp.activity_tasks[0]
+    assert eager.attempt == 1 and eager.input.payloads[0].data == b'"in"'
+    assert eager.workflow_execution.workflow_id == "eager" and eager.workflow_type.name == "Wf"
+    assert eager.HasField("started_time") and eager.start_to_close_timeout.seconds == 10
+    # Only the normal activity was pushed to Matching.
+    normal = await d.poll_activity()
+    assert normal.activity_id == "a-normal"
+    assert [a.scheduled_event_id for a in env.matching.activity_tasks] == [6]
+    await env.handler.RespondActivityTaskCompleted(
+        hs.RespondActivityTaskCompletedRequest(
+            namespace_id=env.namespace_id,
+            request=ws.RespondActivityTaskCompletedRequest(task_token=eager.task_token, result=payloads(b'"out"'), identity="x"),
+        )
+    )
+    events = await wait_history(d, "eager", "ACTIVITY_TASK_COMPLETED")
+    started = [e for e in events if e.HasField("activity_task_started_event_attributes")]
+    assert len(started) == 1
+    assert started[0].activity_task_started_event_attributes.identity == "worker-1"
+    assert started[0].activity_task_started_event_attributes.scheduled_event_id == 5
+
+
+async def test_eager_activity_off_goes_through_matching(env: Env) -> None:
+    from .helpers import cmd_activity
+
+    env.service.config.enable_activity_eager_execution = False
+    d = Driver(env)
+    await d.start("not-eager")
+    task = await d.poll_wft()
+    resp = await d.complete(task, [cmd_activity("a", request_eager_execution=True)])
+    assert not resp.activity_tasks
+    assert (await d.poll_activity()).activity_id == "a"
+
+
+async def test_cached_event_tail_matches_the_database(env: Env) -> None:
+    """Reads served from the per-run event tail are exactly what the history tables hold."""
+    from services.history.events import decode_batch
+
+    from .helpers import cmd_activity
+
+    d = Driver(env)
+    run_id = await d.start("tail")
+    task = await d.poll_wft()
+    await d.complete(task, [cmd_activity("a1"), cmd_activity("a2", request_eager_execution=True)])
+    act = await d.poll_activity()
+    await env.handler.RespondActivityTaskCompleted(
+        hs.RespondActivityTaskCompletedRequest(
+            namespace_id=env.namespace_id,
+            request=ws.RespondActivityTaskCompletedRequest(task_token=act.task_token, identity="x"),
+        )
+    )
+    await wait_history(d, "tail", "ACTIVITY_TASK_COMPLETED")
+    engine = env.service.engine
+    shard = engine.shard(env.namespace_id, "tail")
+    key = (env.namespace_id, "tail", run_id)
+    ms = await shard.load(*key)
+    assert ms is not None
+    end = ms.record.next_event_id
+    tail = shard.cached_events(key, 1, end)
+    assert tail is None  # events up to the last completed WFT's started event were trimmed
+    first = ms.record.last_completed_wft_started_event_id + 1
+    tail = shard.cached_events(key, first, end)
+    assert tail is not None and [e.event_id for e in tail] == list(range(first, end))
+    batches = await env.persistence.executions.read_history(shard.shard_id, *key, first, end)
+    stored = [e for b in batches for e in decode_batch(b.data) if first <= e.event_id < end]
+    assert [e.SerializeToString() for e in tail] == [e.SerializeToString() for e in stored]
+    # Evicted (as after a write of unknown outcome): nothing is served from memory any more.
+    shard.evict(key)
+    assert shard.cached_events(key, first, end) is None

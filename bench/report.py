@@ -158,7 +158,8 @@ def render(results: dict[str, Any]) -> str:
     env = results["environment"]
     parts = [f"{env['date_utc']}  {env['cpus']} CPUs  load {' '.join(env['loadavg_at_end'])}  "
              f"count={env['config']['count']} concurrency={env['config']['concurrency']} "
-             f"repetitions={env['config']['repetitions']}"]
+             f"repetitions={env['config']['repetitions']}"
+             + "".join(f" {k}x{v}" for k, v in env["config"].get("scale", {}).items() if v != 1)]
     rows = []
     for s in sums:
         durata = bool(s.persistence_per_wf)

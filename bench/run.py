@@ -59,6 +59,18 @@ class Config:
     profile_dir: str = ""
     py_spy_args: list[str] = field(default_factory=list)
     quiet: bool = False
+    # Per-workload multiplier of count and concurrency. The timer workload sleeps 1 s, so at the base
+    # concurrency any server finishes concurrency/1 s: scaling it up keeps the window server-bound.
+    scale: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SCALE))
+
+    def count_for(self, workload: str) -> int:
+        return self.count * self.scale.get(workload, 1)
+
+    def concurrency_for(self, workload: str) -> int:
+        return self.concurrency * self.scale.get(workload, 1)
+
+
+DEFAULT_SCALE = {"timer": 10}
 
 
 @dataclass
@@ -179,7 +191,8 @@ async def measure(cfg: Config, client: Client, server: Server, workers: list[Pro
         loop0 = {p.name: main_thread_cpu_seconds(p.pid) for p in server.procs}
         t0 = time.perf_counter()
         latencies, errors, first_error = await _closed_loop(
-            client, workload, cfg.count, cfg.concurrency, prefix, task_queue, cfg.workflow_timeout)
+            client, workload, cfg.count_for(workload.name), cfg.concurrency_for(workload.name), prefix, task_queue,
+            cfg.workflow_timeout)
         wall = time.perf_counter() - t0
         cpu1 = (tree_cpu_seconds(server.pids), tree_cpu_seconds(worker_pids), self_cpu_seconds())
         loop1 = {p.name: main_thread_cpu_seconds(p.pid) for p in server.procs}
@@ -187,7 +200,7 @@ async def measure(cfg: Config, client: Client, server: Server, workers: list[Pro
     server.check_alive()
     delta = after.minus(before)
     return Sample(
-        server=server.kind, workload=workload.name, repetition=repetition, count=cfg.count,
+        server=server.kind, workload=workload.name, repetition=repetition, count=cfg.count_for(workload.name),
         executions=workload.executions, errors=errors, first_error=first_error, wall_seconds=wall,
         latencies_ms=latencies, server_cpu_seconds=cpu1[0] - cpu0[0], worker_cpu_seconds=cpu1[1] - cpu0[1],
         loadgen_cpu_seconds=cpu1[2] - cpu0[2], loop_cpu_seconds={k: v - loop0[k] for k, v in loop1.items()},
@@ -272,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma list of {', '.join(WORKLOADS)}")
     p.add_argument("--count", type=int, default=200, help="workflows per workload per repetition")
     p.add_argument("--concurrency", type=int, default=20, help="workflows in flight")
+    p.add_argument("--scale", action="append", default=[], metavar="WORKLOAD=K",
+                   help="multiply count and concurrency of one workload (repeat; default "
+                        + ",".join(f"{k}={v}" for k, v in DEFAULT_SCALE.items()) + "; K=1 turns it off)")
     p.add_argument("--repetitions", type=int, default=3)
     p.add_argument("--warmup", type=int, default=10, help="unmeasured workflows per workload after each start")
     p.add_argument("--worker-processes", type=int, default=1, help="SDK worker processes")
@@ -306,6 +322,15 @@ def main(argv: list[str] | None = None) -> int:
         pg_admin_url=args.pg_admin_url, pg_topology=args.pg_topology, temporal_pragmas=args.temporal_pragmas,
         durata_args=args.durata_args, profile_dir=args.profile_dir, py_spy_args=args.py_spy_args, quiet=args.quiet,
     )
+    try:
+        for item in args.scale:
+            name, _, k = item.partition("=")
+            cfg.scale[name] = int(k)
+            if cfg.scale[name] < 1 or name not in WORKLOADS:
+                raise ValueError(item)
+    except ValueError:
+        print(f"bench: --scale wants WORKLOAD=K with K >= 1, got {args.scale}", file=sys.stderr)
+        return 2
     unknown = [s for s in cfg.servers if s not in SERVER_KINDS + EXTRA_KINDS] + [w for w in cfg.workloads if w not in WORKLOADS]
     if unknown:
         print(f"bench: unknown server kind or workload: {', '.join(unknown)}", file=sys.stderr)

@@ -40,6 +40,8 @@ from bench.procs import (
 from bench.servers import DEFAULT_PG_ADMIN_URL, EXTRA_KINDS, SERVER_KINDS, Server, make_server
 from bench.workloads import WORKLOADS, Workload
 
+DEFAULT_SCALE: dict[str, int] = {"timer": 10}
+
 
 @dataclass
 class Config:
@@ -68,9 +70,6 @@ class Config:
 
     def concurrency_for(self, workload: str) -> int:
         return self.concurrency * self.scale.get(workload, 1)
-
-
-DEFAULT_SCALE = {"timer": 10}
 
 
 @dataclass

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 import structlog
+from temporalio.api.history.v1 import message_pb2 as history_pb2
 
 from server.common.clock import Clock
 from server.common.errors import (
@@ -20,7 +21,6 @@ from server.common.errors import (
     Unavailable,
 )
 from server.common.sharding import task_id_range
-from temporalio.api.history.v1 import message_pb2 as history_pb2
 from server.gen.durata.internal.history.v1 import state_pb2
 from server.persistence.interface import (
     CurrentRunMode,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from server.common.errors import ConditionFailed, CurrentRunConflict, ShardOwnershipLost
@@ -243,3 +245,38 @@ async def test_duplicate_run_or_task_id_is_condition_failed(persistence: Persist
             1, rid, new_run("wf", "r1", tasks=[task(TaskCategory.TRANSFER, 7)])
         )
     assert await ex.get_current_execution(1, NS, "wf") is None  # rolled back entirely
+
+
+async def test_update_with_reused_task_id_commits_nothing(persistence: Persistence) -> None:
+    """Every part of a run update is one atomic write (PostgreSQL runs it as a single statement)."""
+    rid = await acquire_shard(persistence)
+    ex = persistence.executions
+    await ex.create_workflow_execution(1, rid, new_run("wf", "r1", tasks=[task(TaskCategory.TRANSFER, 7)]))
+    clash = run_update(
+        "wf", "r1", expected=1, next_event_id=3, first=2,
+        tasks=[task(TaskCategory.TIMER, 8), task(TaskCategory.TRANSFER, 7)],
+    )
+    with pytest.raises(ConditionFailed):
+        await ex.update_workflow_execution(1, rid, clash)
+    got = await ex.get_workflow_execution(1, NS, "wf", "r1")
+    assert got is not None and got.db_record_version == 1
+    assert [b.first_event_id for b in await ex.read_history(1, NS, "wf", "r1", 1, 100)] == [1]
+    assert await ex.get_scheduled_tasks(1, (T0 - timedelta(days=1), 0), T0 + timedelta(days=1), 10) == []
+
+
+async def test_update_without_events_and_with_both_task_kinds(persistence: Persistence) -> None:
+    rid = await acquire_shard(persistence)
+    ex = persistence.executions
+    await ex.create_workflow_execution(1, rid, new_run("wf", "r1"))
+    upd = run_update(
+        "wf", "r1", expected=1, next_event_id=2, first=2,
+        tasks=[task(TaskCategory.TRANSFER, 20), task(TaskCategory.TIMER, 21), task(TaskCategory.VISIBILITY, 22)],
+    )
+    upd.events = None
+    await ex.update_workflow_execution(1, rid, upd)
+    assert [b.first_event_id for b in await ex.read_history(1, NS, "wf", "r1", 1, 100)] == [1]
+    transfer = await ex.get_immediate_tasks(1, TaskCategory.TRANSFER, 0, 10_000, 10)
+    assert [(t.task_id, t.workflow_id, t.data) for t in transfer] == [(20, "wf", b"t")]
+    assert [t.task_id for t in await ex.get_immediate_tasks(1, TaskCategory.VISIBILITY, 0, 10_000, 10)] == [22]
+    timers = await ex.get_scheduled_tasks(1, (T0 - timedelta(days=1), 0), T0 + timedelta(days=1), 10)
+    assert [(t.task_id, t.visibility_time) for t in timers] == [(21, T0)]

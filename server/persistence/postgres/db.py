@@ -7,13 +7,15 @@ per connection, so steady-state calls skip parsing and planning.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
 
 import asyncpg
 
 from server.common.errors import ConditionFailed, InvalidArgument
+from server.persistence.postgres.executions import PgExecutionStore
 from server.persistence.sql.bundle import SqlPersistence
 from server.persistence.sql.tx import Row, Tx
 
@@ -54,23 +56,33 @@ class PostgresTx:
         await self._conn.executemany(to_pg(sql), rows)
 
 
+@contextmanager
+def _write_errors() -> Iterator[None]:
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        raise ConditionFailed(f"conflicting write: {exc}") from exc
+    except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+        raise ConditionFailed(f"concurrent transaction conflict, retry: {exc}") from exc
+    except (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError) as exc:
+        # PostgreSQL text cannot hold NUL characters; SQLite can. Say so instead of failing as INTERNAL.
+        raise InvalidArgument(f"value cannot be stored (text must not contain NUL characters): {exc}") from exc
+
+
 class PostgresDatabase:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
     async def run(self, op: Callable[[Tx], Awaitable[T]]) -> T:
-        try:
+        with _write_errors():
             async with self.pool.acquire() as conn, conn.transaction():
                 return await op(PostgresTx(conn))
-        except asyncpg.UniqueViolationError as exc:
-            raise ConditionFailed(f"conflicting write: {exc}") from exc
-        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
-            raise ConditionFailed(f"concurrent transaction conflict, retry: {exc}") from exc
-        except (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError) as exc:
-            # PostgreSQL text cannot hold NUL characters; SQLite can. Say so instead of failing as INTERNAL.
-            raise InvalidArgument(
-                f"value cannot be stored (text must not contain NUL characters): {exc}"
-            ) from exc
+
+    async def fetchrow_native(self, sql: str, *args: Any) -> Row | None:
+        """One statement in native ``$n`` syntax, autocommitted: the single-round-trip writes use this."""
+        with _write_errors():
+            row: Row | None = await self.pool.fetchrow(sql, *args)
+            return row
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         try:
@@ -84,8 +96,15 @@ class PostgresDatabase:
         await self.pool.close()
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release hook: Durata sets no session state (no SET, LISTEN, cursors or advisory locks on pooled
+    connections), so asyncpg's default reset query (RESET ALL; UNLISTEN *; ...) would be a wasted round trip on
+    every release. An open transaction is still rolled back by asyncpg before this runs."""
+
+
 async def open_postgres(dsn: str, *, min_size: int = 2, max_size: int = 20) -> SqlPersistence:
     """Connect a pool (schema already checked by the factory)."""
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_keep_session)
     assert pool is not None
-    return SqlPersistence(PostgresDatabase(pool))
+    db = PostgresDatabase(pool)
+    return SqlPersistence(db, executions=PgExecutionStore(db))

@@ -26,14 +26,15 @@ from server.persistence.sql.visibility import SqlVisibilityStore
 class SqlPersistence:
     """Implements interface.Persistence; ``db`` is exposed for tests and maintenance tools."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, executions: ExecutionStore | None = None) -> None:
+        """``executions``: a backend's own store with faster paths for the hot writes (PostgreSQL)."""
         self.db = db
         # Annotated with the protocols so mypy checks each store against interface.py.
         self.namespaces: NamespaceStore = SqlNamespaceStore(db)
         self.cluster: ClusterMetadataStore = SqlClusterMetadataStore(db)
         self.membership: MembershipStore = SqlMembershipStore(db)
         self.shards: ShardStore = SqlShardStore(db)
-        self.executions: ExecutionStore = SqlExecutionStore(db)
+        self.executions: ExecutionStore = executions or SqlExecutionStore(db)
         self.tasks: TaskStore = SqlTaskStore(db)
         self.visibility: VisibilityStore = SqlVisibilityStore(db)
 

@@ -70,6 +70,8 @@ def _write_errors() -> Iterator[None]:
 
 
 class PostgresDatabase:
+    dialect = "postgresql"
+
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
@@ -77,6 +79,10 @@ class PostgresDatabase:
         with _write_errors():
             async with self.pool.acquire() as conn, conn.transaction():
                 return await op(PostgresTx(conn))
+
+    async def execute_one(self, sql: str, *args: Any) -> int:
+        with _write_errors():
+            return _rowcount(await self.pool.execute(to_pg(sql), *args))
 
     async def fetchrow_native(self, sql: str, *args: Any) -> Row | None:
         """One statement in native ``$n`` syntax, autocommitted: the single-round-trip writes use this."""

@@ -353,6 +353,12 @@ class SqlExecutionStore:
     ) -> None:
         if not task_ids:
             return
+        if self._db.dialect == "postgresql":
+            await self._db.execute_one(
+                "DELETE FROM history_tasks WHERE shard_id = ? AND category = ? AND task_id = ANY(?::bigint[])",
+                shard_id, int(category), list(task_ids),
+            )  # fmt: skip
+            return
 
         async def op(tx: Tx) -> None:
             await tx.executemany(
@@ -364,6 +370,13 @@ class SqlExecutionStore:
 
     async def complete_scheduled_tasks(self, shard_id: int, keys: Sequence[tuple[datetime, int]]) -> None:
         if not keys:
+            return
+        if self._db.dialect == "postgresql":
+            await self._db.execute_one(
+                "DELETE FROM history_scheduled_tasks WHERE shard_id = ? AND (visibility_time, task_id) IN "
+                "(SELECT * FROM unnest(?::bigint[], ?::bigint[]))",
+                shard_id, [to_micros(when) for when, _ in keys], [task_id for _, task_id in keys],
+            )  # fmt: skip
             return
 
         async def op(tx: Tx) -> None:

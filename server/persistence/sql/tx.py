@@ -35,8 +35,15 @@ class Tx(Protocol):
 
 
 class Database(Protocol):
+    dialect: str
+
     async def run(self, op: Callable[[Tx], Awaitable[T]]) -> T:
         """Run ``op`` as one transaction: committed if it returns, rolled back if it raises."""
+        ...
+
+    async def execute_one(self, sql: str, *args: Any) -> int:
+        """One write statement as its own transaction (on PostgreSQL autocommitted: one round trip instead of
+        BEGIN/statement/COMMIT); returns the number of rows affected."""
         ...
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:

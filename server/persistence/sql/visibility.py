@@ -9,7 +9,6 @@ from server.persistence.interface import VisibilityRecord
 from server.persistence.sql.tx import (
     Database,
     Row,
-    Tx,
     fetch_one,
     from_micros,
     opt_datetime,
@@ -74,21 +73,12 @@ class SqlVisibilityStore:
             r.history_size_bytes, r.state_transition_count, r.parent_workflow_id, r.parent_run_id,
             r.root_workflow_id, r.root_run_id, r.memo, r.search_attributes,
         )  # fmt: skip
-
-        async def op(tx: Tx) -> None:
-            await tx.execute(_UPSERT, *args)
-
-        await self._db.run(op)
+        await self._db.execute_one(_UPSERT, *args)
 
     async def delete_execution(self, namespace_id: str, run_id: str) -> None:
-        async def op(tx: Tx) -> None:
-            await tx.execute(
-                "DELETE FROM executions_visibility WHERE namespace_id = ? AND run_id = ?",
-                namespace_id,
-                run_id,
-            )
-
-        await self._db.run(op)
+        await self._db.execute_one(
+            "DELETE FROM executions_visibility WHERE namespace_id = ? AND run_id = ?", namespace_id, run_id
+        )
 
     async def list_executions(
         self, namespace_id: str, query: str, page_size: int, next_page_token: bytes | None

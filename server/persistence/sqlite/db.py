@@ -114,6 +114,8 @@ def connect_reader(path: str) -> sqlite3.Connection:
 
 
 class SqliteDatabase:
+    dialect = "sqlite"
+
     def __init__(self, conn: sqlite3.Connection, in_memory: bool, path: str | None = None) -> None:
         self.conn = conn
         self.in_memory = in_memory
@@ -234,6 +236,12 @@ class SqliteDatabase:
         if start:
             self._executor.submit(self._drain)
         return await fut
+
+    async def execute_one(self, sql: str, *args: Any) -> int:
+        async def op(tx: Tx) -> int:
+            return await tx.execute(sql, *args)
+
+        return await self.run(op)
 
     # ------------------------------------------------------------ reads
 

@@ -69,3 +69,13 @@ def test_metrics_parsing_and_percentiles() -> None:
     assert is_read("executions.get_current_execution") and not is_read("shards.get_or_create_shard")
     assert percentile([float(x) for x in range(1, 101)], 99) == 99.0
     assert percentile([5.0], 50) == 5.0 and percentile([], 50) == 0.0
+
+
+def test_scale_multiplies_one_workload_and_rejects_nonsense(capsys: object) -> None:
+    from bench.run import Config, main
+
+    cfg = Config(servers=["durata-dev"], workloads=["timer", "noop"], count=30, concurrency=3)
+    assert (cfg.count_for("timer"), cfg.concurrency_for("timer")) == (300, 30)  # default timer=10
+    assert (cfg.count_for("noop"), cfg.concurrency_for("noop")) == (30, 3)
+    assert main(["--scale", "nosuch=2"]) == 2
+    assert main(["--scale", "timer=0"]) == 2

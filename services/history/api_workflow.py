@@ -84,8 +84,12 @@ async def start_workflow(
         )
 
     async with shard.lock(namespace_id, req.workflow_id):
-        for _ in range(engine.config.condition_retries):
-            cur = await engine.persistence.executions.get_current_execution(shard.shard_id, namespace_id, req.workflow_id)
+        # Most starts are of a new workflow id: try the brand-new create first (it fails with CurrentRunConflict,
+        # writing nothing, if a current run exists) and read the current run only then.
+        cur: CurrentExecutionRecord | None = None
+        for attempt in range(engine.config.condition_retries + 1):
+            if attempt:
+                cur = await engine.persistence.executions.get_current_execution(shard.shard_id, namespace_id, req.workflow_id)
             try:
                 if cur is None:
                     ms = fresh()

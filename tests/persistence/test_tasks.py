@@ -127,3 +127,13 @@ async def test_create_tasks_requires_leased_queue(persistence: Persistence) -> N
         await persistence.tasks.update_task_queue(
             TaskQueueRecord(TaskQueueKey("ns-1", "never-leased", 1), 1, 0)
         )
+
+
+async def test_create_tasks_with_a_duplicate_id_writes_none_of_them(persistence: Persistence) -> None:
+    tq = persistence.tasks
+    key = TaskQueueKey("ns-1", "dupes", 1)
+    lease = await tq.lease_task_queue(key)
+    await tq.create_tasks(key, lease.range_id, [TaskRecord(4, b"a")])
+    with pytest.raises(ConditionFailed):
+        await tq.create_tasks(key, lease.range_id, [TaskRecord(5, b"b"), TaskRecord(4, b"again")])
+    assert [(t.task_id, t.data) for t in await tq.get_tasks(key, 0, 100, 10)] == [(4, b"a")]

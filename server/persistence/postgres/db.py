@@ -16,6 +16,7 @@ import asyncpg
 
 from server.common.errors import ConditionFailed, InvalidArgument
 from server.persistence.postgres.executions import PgExecutionStore
+from server.persistence.postgres.tasks import PgTaskStore
 from server.persistence.sql.bundle import SqlPersistence
 from server.persistence.sql.tx import Row, Tx
 
@@ -113,4 +114,4 @@ async def open_postgres(dsn: str, *, min_size: int = 2, max_size: int = 20) -> S
     pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_keep_session)
     assert pool is not None
     db = PostgresDatabase(pool)
-    return SqlPersistence(db, executions=PgExecutionStore(db))
+    return SqlPersistence(db, executions=PgExecutionStore(db), tasks=PgTaskStore(db))

@@ -26,7 +26,9 @@ from server.persistence.sql.visibility import SqlVisibilityStore
 class SqlPersistence:
     """Implements interface.Persistence; ``db`` is exposed for tests and maintenance tools."""
 
-    def __init__(self, db: Database, *, executions: ExecutionStore | None = None) -> None:
+    def __init__(
+        self, db: Database, *, executions: ExecutionStore | None = None, tasks: TaskStore | None = None
+    ) -> None:
         """``executions``: a backend's own store with faster paths for the hot writes (PostgreSQL)."""
         self.db = db
         # Annotated with the protocols so mypy checks each store against interface.py.
@@ -35,7 +37,7 @@ class SqlPersistence:
         self.membership: MembershipStore = SqlMembershipStore(db)
         self.shards: ShardStore = SqlShardStore(db)
         self.executions: ExecutionStore = executions or SqlExecutionStore(db)
-        self.tasks: TaskStore = SqlTaskStore(db)
+        self.tasks: TaskStore = tasks or SqlTaskStore(db)
         self.visibility: VisibilityStore = SqlVisibilityStore(db)
 
     async def close(self) -> None:

@@ -48,6 +48,23 @@ async def test_hello_activity(client, task_queue):
     assert result == "Hello, World! / sync hello, World"
 
 
+async def test_activities_come_back_eagerly_in_the_completion_response(client, task_queue):
+    worker = _worker(client, task_queue)
+    async with worker:
+        result = await client.execute_workflow(HelloWorkflow.run, "Eager", id=_id("eager"), task_queue=task_queue)
+    assert result == "Hello, Eager! / sync hello, Eager"
+    assert worker._act is not None and worker._act.eager_started == 2  # neither went through a poll
+
+
+async def test_eager_activity_execution_can_be_disabled(client, task_queue):
+    worker = Worker(client, task_queue=task_queue, workflows=ALL_WORKFLOWS, activities=ALL_ACTIVITIES,
+                    disable_eager_activity_execution=True)
+    async with worker:
+        result = await client.execute_workflow(HelloWorkflow.run, "Poll", id=_id("no-eager"), task_queue=task_queue)
+    assert result == "Hello, Poll! / sync hello, Poll"
+    assert worker._act is not None and worker._act.eager_started == 0
+
+
 async def test_activity_retries_and_failures(client, task_queue):
     async with _worker(client, task_queue):
         result = await client.execute_workflow(RetryWorkflow.run, id=_id("retry"), task_queue=task_queue)

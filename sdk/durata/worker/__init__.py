@@ -36,7 +36,8 @@ class Worker:
                  default_heartbeat_throttle_interval: timedelta = timedelta(seconds=30),
                  graceful_shutdown_timeout: timedelta = timedelta(), identity: str | None = None,
                  workflow_task_executor: concurrent.futures.ThreadPoolExecutor | None = None,
-                 debug_mode: bool = False, **_ignored: Any) -> None:
+                 debug_mode: bool = False, disable_eager_activity_execution: bool = False,
+                 **_ignored: Any) -> None:
         if not activities and not workflows:
             raise ValueError("At least one activity or workflow must be specified")
         self.client = client
@@ -63,6 +64,9 @@ class Worker:
             default_heartbeat_throttle=default_heartbeat_throttle_interval) if activities else None
         if self._wf and self._act and self._wf.executor is None:
             self._wf.executor = self._act.executor
+        if self._wf and self._act and not disable_eager_activity_execution:
+            # Activities this worker schedules on its own task queue may come back in the completion response.
+            self._wf.eager_activities = self._act
         self._pollers: list[asyncio.Task[Any]] = []
         self._stopped = asyncio.Event()
         self._running = False

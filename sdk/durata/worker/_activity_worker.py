@@ -109,9 +109,33 @@ class ActivityWorker(TaskPoller):
         self.max_throttle = max_heartbeat_throttle.total_seconds()
         self.default_throttle = default_heartbeat_throttle.total_seconds()
         self.running: dict[bytes, _Running] = {}
+        self.eager_started = 0
 
     async def run(self) -> None:
         await asyncio.gather(*(self._poll_loop() for _ in range(self.pollers)))
+
+    # Eager execution: the workflow worker asks the server to hand activities it schedules straight back in the
+    # workflow-task completion response, for as many as this worker has free slots (reserved before asking).
+
+    def can_run(self, activity_type: str) -> bool:
+        return not self.stopping and activity_type in self.defns
+
+    async def try_reserve(self) -> bool:
+        """Take a slot without waiting (False if none is free)."""
+        if self.stopping or self.slots.locked():
+            return False
+        await self.slots.acquire()  # not locked: returns at once
+        return True
+
+    def release_reservation(self) -> None:
+        self.slots.release()
+
+    def run_eager(self, task: wsv.PollActivityTaskQueueResponse) -> None:
+        """Run a task the server returned eagerly on a reserved slot (released when it finishes)."""
+        self.eager_started += 1
+        t: asyncio.Task[Any] = asyncio.create_task(self._execute(task))
+        self.inflight.add(t)
+        t.add_done_callback(self._done)
 
     async def _poll_loop(self) -> None:
         def poll() -> Any:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio.api.command.v1 import message_pb2 as command_pb
 from temporalio.api.common.v1 import message_pb2 as common_pb
+from temporalio.api.enums.v1 import command_type_pb2 as command_type_enums
 from temporalio.api.enums.v1 import failed_cause_pb2 as cause_enums
 from temporalio.api.enums.v1 import query_pb2 as query_enums
 from temporalio.api.enums.v1 import task_queue_pb2 as tq_enums
@@ -40,9 +41,12 @@ from ._workflow_instance import NondeterminismError, WorkflowInstance
 
 if TYPE_CHECKING:
     from ..client import Client
+    from ._activity_worker import ActivityWorker
 
 logger = logging.getLogger("durata.worker")
 T = TypeVar("T")
+MAX_EAGER_ACTIVITIES = 3  # per workflow-task completion, like sdk-core's default
+COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK = command_type_enums.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK
 LOCAL_ACTIVITY_HEARTBEAT_FRACTION = 0.8  # of the workflow task timeout, like sdk-core
 
 
@@ -73,6 +77,8 @@ class WorkflowWorker(TaskPoller):
         self.lock_users: collections.Counter[str] = collections.Counter()
         super().__init__(max_concurrent)
         self.pollers = pollers
+        # The same worker's activity side, when it may run activities this worker schedules eagerly.
+        self.eager_activities: ActivityWorker | None = None
 
     # ---------------------------------------------------------------- polling
 
@@ -240,7 +246,40 @@ class WorkflowWorker(TaskPoller):
             req.sticky_attributes.worker_task_queue.kind = tq_enums.TASK_QUEUE_KIND_STICKY
             req.sticky_attributes.worker_task_queue.normal_name = self.task_queue
             req.sticky_attributes.schedule_to_start_timeout.FromTimedelta(self.sticky_timeout)
-        return await self.client._call("RespondWorkflowTaskCompleted", req), messages
+        acts = self.eager_activities
+        reserved = await self._request_eager(acts, req.commands) if acts is not None else 0
+        try:
+            resp = await self.client._call("RespondWorkflowTaskCompleted", req)
+        except BaseException:
+            if acts is not None:
+                for _ in range(reserved):
+                    acts.release_reservation()
+            raise
+        if acts is not None:
+            handed = list(resp.activity_tasks)[:reserved]
+            for activity_task in handed:
+                acts.run_eager(activity_task)
+            for _ in range(reserved - len(handed)):
+                acts.release_reservation()
+        return resp, messages
+
+    async def _request_eager(self, acts: ActivityWorker, commands: Any) -> int:
+        """Ask for eager execution of activities on this task queue that this worker runs and has a free slot
+        for (at most MAX_EAGER_ACTIVITIES per completion); returns the number of slots reserved."""
+        reserved = 0
+        for cmd in commands:
+            if reserved >= MAX_EAGER_ACTIVITIES:
+                break
+            if cmd.command_type != COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK:
+                continue
+            a = cmd.schedule_activity_task_command_attributes
+            if a.task_queue.name not in ("", self.task_queue) or not acts.can_run(a.activity_type.name):
+                continue
+            if not await acts.try_reserve():
+                break
+            a.request_eager_execution = True
+            reserved += 1
+        return reserved
 
     async def _run_local_activities(self, inst: WorkflowInstance, task: wsv.PollWorkflowTaskQueueResponse,
                                     received: float, commands: list[command_pb.Command]

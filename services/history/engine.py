@@ -55,7 +55,7 @@ class Engine:
             return []
         cached = shard.cached_events((namespace_id, workflow_id, run_id), first, end)
         if cached is not None:
-            return list(cached)
+            return cached  # a fresh list (slice) of shared, read-only events
         batches = await self.persistence.executions.read_history(shard.shard_id, namespace_id, workflow_id, run_id, first, end)
         out: list[history_pb2.HistoryEvent] = []
         expected = first

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from server.common.errors import ConditionFailed, ShardOwnershipLost
 from server.persistence.interface import HistoryTask, NewRun, RunUpdate, TaskCategory
-from server.persistence.sql.executions import SqlExecutionStore
+from server.persistence.sql.executions import SqlExecutionStore, run_changed
+from server.persistence.sql.stores import shard_lost
 from server.persistence.sql.tx import to_micros
 
 if TYPE_CHECKING:
@@ -95,9 +95,6 @@ class PgExecutionStore(SqlExecutionStore):
         )
         stored_range, matched = (row[0], row[1]) if row is not None else (None, False)
         if stored_range != range_id:
-            raise ShardOwnershipLost(shard_id, f"Shard {shard_id} ownership lost: range_id {range_id} != {stored_range}")
+            raise shard_lost(shard_id, range_id, stored_range)
         if not matched:
-            raise ConditionFailed(
-                f"run {e.run_id} of workflow {e.workflow_id!r} changed concurrently or is gone "
-                f"(expected db_record_version {update.expected_db_record_version})"
-            )
+            raise run_changed(update)

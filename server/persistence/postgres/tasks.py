@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from server.common.errors import ConditionFailed
 from server.persistence.interface import TaskQueueKey, TaskRecord
-from server.persistence.sql.stores import SqlTaskStore
+from server.persistence.sql.stores import SqlTaskStore, lease_lost
 from server.persistence.sql.tx import opt_micros
 
 if TYPE_CHECKING:
@@ -45,7 +44,4 @@ class PgTaskStore(SqlTaskStore):
             [t.task_id for t in tasks], [opt_micros(t.expiry_time) for t in tasks], [t.data for t in tasks],
         )  # fmt: skip
         if row is None or row[0] != range_id:
-            raise ConditionFailed(
-                f"task queue {key.name!r} (type {key.task_type}, partition {key.partition}) lease lost: "
-                f"range_id is no longer {range_id}"
-            )
+            raise lease_lost(key, range_id)

@@ -177,6 +177,14 @@ async def _create_run(tx: Tx, shard_id: int, new_run: NewRun) -> None:
     await _insert_tasks(tx, shard_id, new_run.tasks)
 
 
+def run_changed(update: RunUpdate) -> ConditionFailed:
+    e = update.execution
+    return ConditionFailed(
+        f"run {e.run_id} of workflow {e.workflow_id!r} changed concurrently or is gone "
+        f"(expected db_record_version {update.expected_db_record_version})"
+    )
+
+
 async def _update_run(tx: Tx, shard_id: int, update: RunUpdate) -> None:
     e = update.execution
     changed = await tx.execute(
@@ -194,10 +202,7 @@ async def _update_run(tx: Tx, shard_id: int, update: RunUpdate) -> None:
         update.expected_db_record_version,
     )
     if changed == 0:
-        raise ConditionFailed(
-            f"run {e.run_id} of workflow {e.workflow_id!r} changed concurrently or is gone "
-            f"(expected db_record_version {update.expected_db_record_version})"
-        )
+        raise run_changed(update)
     if update.events is not None:
         await _insert_events(tx, shard_id, e, update.events)
     await _insert_tasks(tx, shard_id, update.tasks)

@@ -117,15 +117,20 @@ class SqlClusterMetadataStore:
         return ClusterMetadata(row[0], row[1], bytes(row[2]))
 
 
+def shard_lost(shard_id: int, range_id: int, stored: int | None) -> ShardOwnershipLost:
+    return ShardOwnershipLost(shard_id, f"Shard {shard_id} ownership lost: range_id {range_id} != {stored}")
+
+
+def lease_lost(key: TaskQueueKey, range_id: int) -> ConditionFailed:
+    return ConditionFailed(f"{_queue_desc(key)} lease lost: range_id is no longer {range_id}")
+
+
 async def check_shard_range(tx: Tx, shard_id: int, range_id: int) -> None:
     """Fencing: the caller's range_id must still be the stored one. On PostgreSQL the FOR SHARE lock makes a
     concurrent acquisition (an UPDATE of this row) wait until this transaction has committed."""
     row = await tx.fetchone(f"SELECT range_id FROM shards WHERE shard_id = ?{lock_suffix(tx)}", shard_id)
     if row is None or row[0] != range_id:
-        stored = None if row is None else row[0]
-        raise ShardOwnershipLost(
-            shard_id, f"Shard {shard_id} ownership lost: range_id {range_id} != {stored}"
-        )
+        raise shard_lost(shard_id, range_id, None if row is None else row[0])
 
 
 class SqlShardStore:
@@ -206,9 +211,7 @@ class SqlTaskStore:
             )
 
         if await self._db.run(op) == 0:
-            raise ConditionFailed(
-                f"{_queue_desc(record.key)} lease lost: range_id is no longer {record.range_id}"
-            )
+            raise lease_lost(record.key, record.range_id)
 
     async def create_tasks(self, key: TaskQueueKey, range_id: int, tasks: Sequence[TaskRecord]) -> None:
         async def op(tx: Tx) -> None:
@@ -216,7 +219,7 @@ class SqlTaskStore:
                 f"SELECT range_id FROM task_queues WHERE {_TQ_WHERE}{lock_suffix(tx)}", *_key_args(key)
             )
             if row is None or row[0] != range_id:
-                raise ConditionFailed(f"{_queue_desc(key)} lease lost: range_id is no longer {range_id}")
+                raise lease_lost(key, range_id)
             if tasks:
                 await tx.executemany(
                     "INSERT INTO tasks (namespace_id, name, task_type, partition, task_id, expiry_time, data) "

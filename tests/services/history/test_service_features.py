@@ -23,7 +23,7 @@ from server.common.errors import InvalidArgument, NotFound
 from server.gen.durata.internal.history.v1 import service_pb2 as hs
 
 from .conftest import Env
-from .helpers import TASK_QUEUE, Driver, cmd_complete, names, payloads
+from .helpers import TASK_QUEUE, Driver, cmd_activity, cmd_complete, names, payloads
 
 CT = command_type_pb2.CommandType
 STAGE = update_enums.UpdateWorkflowExecutionLifecycleStage
@@ -290,8 +290,6 @@ async def test_update_long_poll_returns_current_stage_at_budget(env: Env) -> Non
 async def test_eager_activity_is_started_and_handed_back(env: Env) -> None:
     """request_eager_execution: the activity is started in the completion's transaction and returned in the
     response; only the non-eager one goes through Matching. Its token completes it like a polled task."""
-    from .helpers import cmd_activity
-
     d = Driver(env)
     await d.start("eager")
     task = await d.poll_wft()
@@ -322,8 +320,6 @@ async def test_eager_activity_is_started_and_handed_back(env: Env) -> None:
 
 
 async def test_eager_activity_off_goes_through_matching(env: Env) -> None:
-    from .helpers import cmd_activity
-
     env.service.config.enable_activity_eager_execution = False
     d = Driver(env)
     await d.start("not-eager")
@@ -336,8 +332,6 @@ async def test_eager_activity_off_goes_through_matching(env: Env) -> None:
 async def test_cached_event_tail_matches_the_database(env: Env) -> None:
     """Reads served from the per-run event tail are exactly what the history tables hold."""
     from services.history.events import decode_batch
-
-    from .helpers import cmd_activity
 
     d = Driver(env)
     run_id = await d.start("tail")

@@ -39,6 +39,12 @@ RPC_LATENCY = Histogram(
     buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+RPC_UNHANDLED = Counter(
+    "durata_rpc_unhandled_errors",
+    "RPCs that ended in the last-resort guard (a Python exception no handler turned into a status): always a bug",
+    ["service", "method", "error"],
+    registry=REGISTRY,
+)
 PERSISTENCE_LATENCY = Histogram(
     "durata_persistence_latency_seconds",
     "Time spent in one persistence call, by store and operation",
@@ -96,6 +102,10 @@ def observe_rpc(service: str, method: str, status: str, seconds: float) -> None:
     children[1].observe(seconds)
 
 
+def observe_unhandled(service: str, method: str, error: str) -> None:
+    RPC_UNHANDLED.labels(_short_service(service), method, error).inc()
+
+
 _installed = False
 _install_lock = threading.Lock()
 
@@ -106,6 +116,7 @@ def install_rpc_observer() -> None:
     with _install_lock:
         if not _installed:
             adapters.add_rpc_observer(observe_rpc)
+            adapters.add_unhandled_observer(observe_unhandled)
             _installed = True
 
 

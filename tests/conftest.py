@@ -122,3 +122,15 @@ def fresh_pg_database() -> Iterator[str]:
     url = make_pg_database("durata_fresh", migrate=False)
     yield url
     drop_pg_database(url)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when any server process let an exception reach the last-resort guard (see server_guard)."""
+    import server_guard
+
+    if server_guard.FINDINGS:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = ["RPCs ended in the last-resort guard (unhandled exceptions):", *server_guard.FINDINGS]
+        if reporter is not None:
+            reporter.write_line("\n".join(lines), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

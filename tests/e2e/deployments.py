@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import server_guard
+
 from e2e.harness import ServerProc, free_port, health_serving, run_cli, system_info_answers
 
 # Retention sweeps every second and namespaces may have a retention of one second (tests only).
@@ -43,6 +45,8 @@ class Deployment:
         """Graceful SIGTERM of every process (reverse start order); returns their exit codes."""
         codes = {}
         for name in reversed(list(self.procs)):
+            if name in self.metrics_ports and self.procs[name].alive():
+                server_guard.scrape(name, self.metrics_ports[name])
             codes[name] = self.procs[name].terminate()
         return codes
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import server_guard
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv
 from temporalio.api.workflowservice.v1 import service_pb2_grpc as wsv_grpc
@@ -143,6 +144,7 @@ class ServerProc:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         _LIVE.discard(self.proc)
+        server_guard.check_log(self.name, self.stderr() + self.stdout())
         return self.proc.returncode
 
     def kill(self) -> None:
@@ -152,6 +154,7 @@ class ServerProc:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
             _LIVE.discard(self.proc)
+            server_guard.check_log(self.name, self.stderr() + self.stdout())
 
 
 def run_cli(args: list[str], timeout: float = 60.0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

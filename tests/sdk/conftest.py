@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import server_guard
 
 REPO = Path(__file__).resolve().parents[2]
 SDK_PATH = str(REPO / "sdk")
@@ -64,8 +65,9 @@ async def _wait_ready(target: str, proc: subprocess.Popen[bytes], deadline: floa
     raise RuntimeError(f"server at {target} not ready: {last}")
 
 
-def _start(kind: str, tmp: str) -> tuple[subprocess.Popen[bytes], str]:
+def _start(kind: str, tmp: str) -> tuple[subprocess.Popen[bytes], str, int]:
     port = _free_port()
+    metrics_port = 0
     db = os.path.join(tmp, f"{kind}.db")
     if kind == "temporal":
         cmd = [temporal_cli(), "server", "start-dev", "--headless", "--port", str(port), "--ui-port",
@@ -73,21 +75,24 @@ def _start(kind: str, tmp: str) -> tuple[subprocess.Popen[bytes], str]:
                "--search-attribute", "CustomKeywordField=Keyword", "--search-attribute", "CustomIntField=Int"]
     else:
         durata = shutil.which("durata")
+        metrics_port = _free_port()
         cmd = ([durata] if durata else [sys.executable, "-m", "server"]) + [
-            "server", "start-dev", "--port", str(port), "--db-filename", db]
+            "server", "start-dev", "--port", str(port), "--db-filename", db, "--metrics-port", str(metrics_port)]
     proc = subprocess.Popen(cmd, cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    return proc, f"127.0.0.1:{port}"
+    return proc, f"127.0.0.1:{port}", metrics_port
 
 
 @pytest.fixture(scope="session", params=SERVER_KINDS)
 def sdk_server(request: pytest.FixtureRequest) -> Iterator[SdkServer]:
     tmp = tempfile.mkdtemp(prefix="durata-sdk-")
-    proc, target = _start(request.param, tmp)
+    proc, target, metrics_port = _start(request.param, tmp)
     try:
         asyncio.run(_wait_ready(target, proc, time.monotonic() + 60))
         yield SdkServer(request.param, target)
     finally:
+        if metrics_port:
+            server_guard.scrape(f"start-dev ({request.param})", metrics_port)
         proc.terminate()
         try:
             proc.wait(timeout=15)

@@ -11,11 +11,20 @@ import grpc
 from google.protobuf.message import Message
 from temporalio.api.errordetails.v1 import message_pb2 as errordetails
 
+# Longest error message sent to a client: a message that quotes a client's 10,000-character input is cut here.
+MAX_MESSAGE_CHARS = 1000
+
+
+def shorten(value: str, limit: int = 200) -> str:
+    """A client-supplied value quoted in an error message, cut to ``limit`` characters."""
+    return value if len(value) <= limit else f"{value[:limit]}... ({len(value) - limit} more characters)"
+
 
 class ServiceError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
 
     def __init__(self, message: str, detail: Message | None = None, code: grpc.StatusCode | None = None) -> None:
+        message = shorten(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
         self.detail = detail

@@ -167,11 +167,20 @@ def _parse_duration(text: str, name: str) -> int:
     return int(total)
 
 
+# Bounds that keep a hostile query from reaching a recursion limit here or an expression-depth limit in the
+# database (SQLite refuses expression trees deeper than 1,000): far beyond any query a person writes.
+MAX_NESTING = 100
+MAX_PREDICATES = 500
+MAX_VALUES = 1000
+
+
 class _Parser:
     def __init__(self, query: str) -> None:
         self.tokens = _tokenize(query)
         self.i = 0
         self.params: list[Any] = []
+        self.depth = 0
+        self.predicates = 0
 
     def peek(self, offset: int = 0) -> _Tok:
         return self.tokens[min(self.i + offset, len(self.tokens) - 1)]
@@ -230,16 +239,28 @@ class _Parser:
         return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
     def unary(self) -> str:
-        if self.is_kw("NOT"):
-            self.next()
-            return f"(NOT {self.unary()})"
-        tok = self.peek()
-        if tok.kind == "op" and tok.text == "(":
-            self.next()
-            inner = self.expr()
-            self.expect_op(")")
-            return f"({inner})"
-        return self.predicate()
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise InvalidArgument(f"invalid query: nested deeper than {MAX_NESTING} levels")
+            if self.is_kw("NOT"):
+                self.next()
+                return f"(NOT {self.unary()})"
+            tok = self.peek()
+            if tok.kind == "op" and tok.text == "(":
+                self.next()
+                inner = self.expr()
+                self.expect_op(")")
+                return f"({inner})"
+            self.predicates += 1
+            if self.predicates > MAX_PREDICATES:
+                raise InvalidArgument(f"invalid query: more than {MAX_PREDICATES} conditions")
+            sql = self.predicate()
+            if len(self.params) > MAX_VALUES:
+                raise InvalidArgument(f"invalid query: more than {MAX_VALUES} values")
+            return sql
+        finally:
+            self.depth -= 1
 
     def predicate(self) -> str:
         tok = self.next()
@@ -330,7 +351,7 @@ def _convert(name: str, kind: str, raw: Any) -> Any:
             raise InvalidArgument(f"invalid query: {name} needs an integer, got {raw!r}")
         return raw
     if kind == "status":
-        if isinstance(raw, int):
+        if isinstance(raw, int) and raw in STATUS_NAMES.values():
             return raw
         if isinstance(raw, str) and raw in STATUS_NAMES:
             return STATUS_NAMES[raw]

@@ -15,6 +15,7 @@ from temporalio.api.namespace.v1 import message_pb2 as nsv1
 from temporalio.api.replication.v1 import message_pb2 as replication
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 
+from server.common.durations import from_duration, validate_and_cap
 from server.common.errors import (
     AlreadyExists,
     ConditionFailed,
@@ -124,7 +125,10 @@ async def modify_namespace(
 class NamespaceHandlers(HandlerBase):
     def _check_retention(self, retention: Duration) -> None:
         minimum = self._ctx.config.min_namespace_retention
-        if retention.seconds < 0 or retention.nanos < 0 or retention.ToTimedelta() < minimum:
+        reason = validate_and_cap(retention)
+        if reason is not None:
+            raise InvalidArgument(f"An invalid WorkflowExecutionRetentionPeriod is set on request: {reason}.")
+        if from_duration(retention) < minimum:
             raise InvalidArgument(
                 f"A valid retention period is not set on request: it must be at least {minimum.total_seconds():g}s."
             )
@@ -187,6 +191,8 @@ class NamespaceHandlers(HandlerBase):
     ) -> wsv1.DescribeNamespaceResponse:
         # Read through to the store (not the resolution cache) so the CLI sees its own update immediately.
         store = self._ctx.persistence.namespaces
+        if request.namespace and request.id:
+            raise InvalidArgument("GetNamespace operation failed.  Both ID and Name specified in request.")
         if request.namespace:
             key = request.namespace
             record = await store.get_namespace_by_name(request.namespace)
@@ -208,9 +214,13 @@ class NamespaceHandlers(HandlerBase):
         if request.page_size < 0:
             raise InvalidArgument("PageSize cannot be negative.")
         page_size = request.page_size or self._ctx.config.default_namespace_page_size
-        records, token = await self._ctx.persistence.namespaces.list_namespaces(
-            page_size, request.next_page_token or None
-        )
+        token_in = request.next_page_token or None
+        if token_in is not None:
+            try:
+                token_in.decode()  # a token is the last name of the previous page; anything else is foreign
+            except UnicodeDecodeError:
+                raise InvalidArgument("Invalid NextPageToken.") from None
+        records, token = await self._ctx.persistence.namespaces.list_namespaces(page_size, token_in)
         include_deleted = request.namespace_filter.include_deleted
         namespaces = []
         for record in records:

@@ -30,10 +30,8 @@ class OperatorHandler:
     async def ListSearchAttributes(
         self, request: opv1.ListSearchAttributesRequest, *, deadline: float | None = None
     ) -> opv1.ListSearchAttributesResponse:
-        custom: dict[str, IVT.ValueType] = {}
-        if request.namespace:
-            entry = await self._ctx.namespaces.by_name(request.namespace)
-            custom = custom_attributes(dict(entry.description.config.custom_search_attribute_aliases))
+        entry = await self._ctx.namespaces.by_name(self._require_namespace(request.namespace))
+        custom = custom_attributes(dict(entry.description.config.custom_search_attribute_aliases))
         return opv1.ListSearchAttributesResponse(
             system_attributes=SYSTEM_SEARCH_ATTRIBUTES, custom_attributes=custom, storage_schema={}
         )

@@ -18,6 +18,7 @@ from services.frontend.validation import (
     check_blob_size,
     check_id,
     check_optional_ids,
+    check_poll_deadline,
     check_run_id,
     check_task_queue,
     payloads_size,
@@ -43,6 +44,7 @@ class TaskHandlers(HandlerBase):
     async def PollWorkflowTaskQueue(
         self, request: wsv1.PollWorkflowTaskQueueRequest, *, deadline: float | None = None
     ) -> wsv1.PollWorkflowTaskQueueResponse:
+        check_poll_deadline(deadline)
         entry = await self._namespace(request.namespace)
         check_task_queue(request.task_queue, request.HasField("task_queue"), self._ctx.config)
         check_optional_ids(self._ctx.config, Identity=request.identity)
@@ -59,6 +61,7 @@ class TaskHandlers(HandlerBase):
     async def PollActivityTaskQueue(
         self, request: wsv1.PollActivityTaskQueueRequest, *, deadline: float | None = None
     ) -> wsv1.PollActivityTaskQueueResponse:
+        check_poll_deadline(deadline)
         entry = await self._namespace(request.namespace)
         check_task_queue(request.task_queue, request.HasField("task_queue"), self._ctx.config)
         check_optional_ids(self._ctx.config, Identity=request.identity)

@@ -7,6 +7,7 @@ Only checks that need no workflow state live here; History validates everything 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterable
 
@@ -18,7 +19,8 @@ from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 
-from server.common.errors import InvalidArgument
+from server.common.durations import from_duration, validate_and_cap
+from server.common.errors import FailedPrecondition, InvalidArgument
 from services.frontend.config import FrontendConfig
 
 RESERVED_TASK_QUEUE_PREFIX = "/_sys/"
@@ -76,15 +78,31 @@ def check_task_queue(task_queue: taskqueue.TaskQueue, present: bool, config: Fro
         check_id(task_queue.normal_name, "TaskQueue.NormalName", config, required=False)
 
 
+# A long poll whose caller gives it less than this cannot be served (Temporal's MinLongPollTimeout).
+MIN_LONG_POLL_SECONDS = 2.0
+
+
+def check_poll_deadline(deadline: float | None) -> None:
+    """``deadline`` is absolute ``time.monotonic()``; None (in-process callers) means no deadline to respect."""
+    if deadline is not None and deadline - time.monotonic() < MIN_LONG_POLL_SECONDS:
+        raise FailedPrecondition("Context timeout is too short.")
+
+
 def check_duration(duration: Duration, name: str) -> None:
-    if duration.seconds < 0 or duration.nanos < 0:
-        raise InvalidArgument(f"An invalid {name} is set on request.")
+    """Temporal's rule: same-signed, not negative; capped in place at 100 years (so nothing downstream overflows)."""
+    reason = validate_and_cap(duration)
+    if reason is not None:
+        raise InvalidArgument(f"An invalid {name}Seconds is set on request. cause: {reason}")
 
 
 def check_retry_policy(policy: common.RetryPolicy) -> None:
     """Same rules as the real server; unset fields (0) mean "use the default" and are fine."""
-    initial = policy.initial_interval.ToTimedelta()
-    maximum = policy.maximum_interval.ToTimedelta()
+    for interval, label in ((policy.initial_interval, "InitialInterval"), (policy.maximum_interval, "MaximumInterval")):
+        reason = validate_and_cap(interval)
+        if reason is not None:
+            raise InvalidArgument(f"invalid {label}: {reason}")
+    initial = from_duration(policy.initial_interval)
+    maximum = from_duration(policy.maximum_interval)
     if initial.total_seconds() < 0:
         raise InvalidArgument("InitialInterval cannot be negative on retry policy.")
     if policy.backoff_coefficient != 0 and policy.backoff_coefficient < 1:

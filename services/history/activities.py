@@ -13,6 +13,7 @@ from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.failure.v1 import message_pb2 as failure_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb2
 
+from server.common.durations import validate_and_cap
 from server.gen.durata.internal.history.v1 import state_pb2
 from server.persistence.interface import TaskCategory
 
@@ -59,6 +60,14 @@ def _dur(attrs: object, name: str) -> timedelta:
     return from_dur(getattr(attrs, name)) if attrs.HasField(name) else ZERO  # type: ignore[attr-defined]
 
 
+_TIMEOUT_FIELDS = (
+    ("schedule_to_close_timeout", "ScheduleToCloseTimeout"),
+    ("schedule_to_start_timeout", "ScheduleToStartTimeout"),
+    ("start_to_close_timeout", "StartToCloseTimeout"),
+    ("heartbeat_timeout", "HeartbeatTimeout"),
+)
+
+
 def schedule_activity(
     ms: MutableState, attrs: command_pb2.ScheduleActivityTaskCommandAttributes, wft_completed_id: int, eager: bool = False
 ) -> history_pb2.HistoryEvent:
@@ -75,6 +84,17 @@ def schedule_activity(
                 fc.WORKFLOW_TASK_FAILED_CAUSE_SCHEDULE_ACTIVITY_DUPLICATE_ID,
                 f"Activity with id {attrs.activity_id} is already running.",
             )
+    if not attrs.task_queue.name:
+        raise CommandError(cause, "missing task queue name")
+    for field, label in _TIMEOUT_FIELDS:
+        reason = validate_and_cap(getattr(attrs, field))
+        if reason is not None:
+            raise CommandError(cause, f"invalid {label}: {reason}")
+    if attrs.HasField("retry_policy"):
+        for field, label in (("initial_interval", "InitialInterval"), ("maximum_interval", "MaximumInterval")):
+            reason = validate_and_cap(getattr(attrs.retry_policy, field))
+            if reason is not None:
+                raise CommandError(cause, f"invalid {label}: {reason}")
     s2c, s2s, stc, hb = (_dur(attrs, n) for n in (
         "schedule_to_close_timeout", "schedule_to_start_timeout", "start_to_close_timeout", "heartbeat_timeout"))
     if min(s2c, s2s, stc, hb) < ZERO:

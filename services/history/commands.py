@@ -14,6 +14,8 @@ from temporalio.api.enums.v1 import failed_cause_pb2 as fc
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.history.v1 import message_pb2 as history_pb2
 
+from server.common.durations import validate_and_cap
+from server.common.errors import shorten
 from server.gen.durata.internal.history.v1 import state_pb2
 from server.persistence.interface import TaskCategory
 
@@ -187,6 +189,12 @@ def start_timer(
         raise CommandError(fc.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES, "TimerId is not set on StartTimerCommand.")
     if a.timer_id in ms.record.timers:
         raise CommandError(fc.WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID, f"Timer with id {a.timer_id} is already started.")
+    reason = validate_and_cap(a.start_to_fire_timeout)
+    if reason is not None:
+        raise CommandError(
+            fc.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES,
+            f"An invalid StartToFireTimeout is set on StartTimerCommand: {reason}. TimerId={shorten(a.timer_id)}",
+        )
     duration = from_dur(a.start_to_fire_timeout)
     if duration <= timedelta(0):
         raise CommandError(

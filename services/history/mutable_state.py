@@ -17,6 +17,7 @@ from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.history.v1 import message_pb2 as history_pb2
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue_pb2
 
+from server.common.durations import from_duration
 from server.gen.durata.internal.history.v1 import state_pb2
 from server.persistence.interface import TaskCategory
 
@@ -57,7 +58,7 @@ def to_dur(td: timedelta) -> duration_pb2.Duration:
 
 
 def from_dur(d: duration_pb2.Duration) -> timedelta:
-    return d.ToTimedelta()
+    return from_duration(d)
 
 
 @dataclass

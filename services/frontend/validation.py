@@ -15,12 +15,14 @@ from croniter import croniter
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import task_queue_pb2 as tq_enums
+from temporalio.api.enums.v1 import workflow_pb2 as enums_wf
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
+from temporalio.api.workflow.v1 import message_pb2 as wfv1
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 
 from server.common.durations import from_duration, validate_and_cap
-from server.common.errors import FailedPrecondition, InvalidArgument
+from server.common.errors import FailedPrecondition, InvalidArgument, shorten
 from services.frontend.config import FrontendConfig
 
 RESERVED_TASK_QUEUE_PREFIX = "/_sys/"
@@ -76,6 +78,11 @@ def check_task_queue(task_queue: taskqueue.TaskQueue, present: bool, config: Fro
         )
     if task_queue.kind == tq_enums.TASK_QUEUE_KIND_STICKY:
         check_id(task_queue.normal_name, "TaskQueue.NormalName", config, required=False)
+    elif task_queue.normal_name:
+        raise InvalidArgument(
+            f"only sticky queues can have normal name. tq: {shorten(task_queue.name)}, "
+            f"normal name: {shorten(task_queue.normal_name)}"
+        )
 
 
 # A long poll whose caller gives it less than this cannot be served (Temporal's MinLongPollTimeout).
@@ -152,6 +159,68 @@ def check_search_attribute_names(attributes: common.SearchAttributes) -> None:
             raise InvalidArgument("SearchAttributes cannot contain an empty attribute name.")
 
 
+# Temporal's defaults for frontend.maxLinksPerRequest and frontend.linkMaxSize.
+MAX_LINKS_PER_REQUEST = 10
+MAX_LINK_BYTES = 4000
+# Link variants and the fields each must carry (Temporal rejects a link of no known variant).
+_LINK_REQUIRED = {
+    "workflow_event": (("namespace", "namespace"), ("workflow_id", "workflow ID"), ("run_id", "run ID")),
+    "batch_job": (("job_id", "job ID"),),
+    "nexus_operation": (("namespace", "namespace"), ("operation_id", "operation ID"), ("run_id", "run ID")),
+    "activity": (("namespace", "namespace"), ("activity_id", "activity ID"), ("run_id", "run ID")),
+    "workflow": (("namespace", "namespace"), ("workflow_id", "workflow ID"), ("run_id", "run ID")),
+}
+_LINK_LABEL = {"workflow_event": "workflow event", "batch_job": "batch job", "nexus_operation": "nexus operation"}
+
+
+def check_links(links: Iterable[common.Link], callbacks: Iterable[common.Callback] = ()) -> None:
+    """Links of the request and of its completion callbacks; callbacks must be of the Nexus variant."""
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        variant = cb.WhichOneof("variant")
+        if variant != "nexus":
+            raise InvalidArgument(f"unsupported callback variant: {variant or 'none'}")
+    every = [*links, *(link for cb in callbacks for link in cb.links)]
+    if len(every) > MAX_LINKS_PER_REQUEST:
+        raise InvalidArgument(f"cannot attach more than {MAX_LINKS_PER_REQUEST} links per request, got {len(every)}")
+    for link in every:
+        size = link.ByteSize()
+        if size > MAX_LINK_BYTES:
+            raise InvalidArgument(f"link exceeds allowed size of {MAX_LINK_BYTES}, got {size}")
+        variant = link.WhichOneof("variant")
+        if variant not in _LINK_REQUIRED:
+            raise InvalidArgument("unsupported link variant")
+        body = getattr(link, variant)
+        label = _LINK_LABEL.get(variant, variant)
+        for field, what in _LINK_REQUIRED[variant]:
+            if not getattr(body, field):
+                raise InvalidArgument(f"{label} link must not have an empty {what} field")
+
+
+def check_versioning_override(override: wfv1.VersioningOverride) -> None:
+    """The structure Temporal requires of an override, whatever the worker-deployment state."""
+    kind = override.WhichOneof("override")
+    if kind == "auto_upgrade":
+        if not override.auto_upgrade:
+            raise InvalidArgument("auto-upgrade override must be true")
+    elif kind == "pinned":
+        if not override.pinned.HasField("version"):
+            raise InvalidArgument("must provide version if override is pinned.")
+        if override.pinned.behavior == wfv1.VersioningOverride.PINNED_OVERRIDE_BEHAVIOR_UNSPECIFIED:
+            raise InvalidArgument("must specify pinned override behavior if override is pinned.")
+    elif kind == "one_time":
+        if not override.one_time.HasField("target_deployment_version"):
+            raise InvalidArgument("must provide target deployment version if override is one-time.")
+    elif override.behavior == enums_wf.VERSIONING_BEHAVIOR_PINNED:
+        if not override.HasField("deployment") and not override.pinned_version:
+            raise InvalidArgument("must provide deployment (deprecated) or pinned version if behavior is 'PINNED'")
+    elif override.behavior == enums_wf.VERSIONING_BEHAVIOR_AUTO_UPGRADE:
+        if override.HasField("deployment"):
+            raise InvalidArgument("only provide deployment if behavior is 'PINNED'")
+        if override.pinned_version:
+            raise InvalidArgument("only provide pinned version if behavior is 'PINNED'")
+
+
 def check_id_policies(reuse: int, conflict: int, *, signal_with_start: bool) -> None:
     """Combinations the real server refuses up front."""
     if reuse == wf_enums.WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING and conflict not in (
@@ -210,5 +279,8 @@ def validate_start(
         signal_with_start=signal_with_start,
     )
     check_search_attribute_names(request.search_attributes)
+    check_links(request.links, getattr(request, "completion_callbacks", ()))
+    if request.HasField("versioning_override"):
+        check_versioning_override(request.versioning_override)
     check_blob_size(payloads_size(request.input.payloads), "Input", config)
     check_blob_size(payloads_size(request.memo.fields.values()), "Memo", config)

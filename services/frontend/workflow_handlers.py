@@ -21,6 +21,7 @@ from services.frontend.validation import (
     check_blob_size,
     check_execution,
     check_id,
+    check_links,
     check_optional_ids,
     check_run_id,
     payloads_size,
@@ -65,6 +66,7 @@ class WorkflowHandlers(HandlerBase):
         check_id(request.signal_name, "SignalName", cfg)
         check_optional_ids(cfg, Identity=request.identity, RequestId=request.request_id)
         check_blob_size(payloads_size(request.input.payloads), "Input", cfg)
+        check_links(request.links)
         internal = hs.SignalWorkflowExecutionRequest(namespace_id=entry.id, request=request)
         with log_context(namespace=entry.name, workflow_id=request.workflow_execution.workflow_id):
             return await self._ctx.history.SignalWorkflowExecution(internal, deadline=deadline)
@@ -77,6 +79,7 @@ class WorkflowHandlers(HandlerBase):
         check_execution(request.workflow_execution, cfg, present=request.HasField("workflow_execution"))
         check_optional_ids(cfg, Identity=request.identity, RequestId=request.request_id)
         check_run_id(request.first_execution_run_id)
+        check_links(request.links)
         internal = hs.RequestCancelWorkflowExecutionRequest(namespace_id=entry.id, request=request)
         with log_context(namespace=entry.name, workflow_id=request.workflow_execution.workflow_id):
             return await self._ctx.history.RequestCancelWorkflowExecution(internal, deadline=deadline)
@@ -90,6 +93,7 @@ class WorkflowHandlers(HandlerBase):
         check_optional_ids(cfg, Identity=request.identity)
         check_run_id(request.first_execution_run_id)
         check_blob_size(payloads_size(request.details.payloads), "Details", cfg)
+        check_links(request.links)
         internal = hs.TerminateWorkflowExecutionRequest(namespace_id=entry.id, request=request)
         with log_context(namespace=entry.name, workflow_id=request.workflow_execution.workflow_id):
             return await self._ctx.history.TerminateWorkflowExecution(internal, deadline=deadline)

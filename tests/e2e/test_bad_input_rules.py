@@ -18,6 +18,7 @@ from temporalio.api.command.v1 import message_pb2 as command
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import command_type_pb2, event_type_pb2, failed_cause_pb2
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
+from temporalio.api.workflow.v1 import message_pb2 as workflow
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv
 from temporalio.api.workflowservice.v1 import service_pb2_grpc as wsv_grpc
 
@@ -62,6 +63,23 @@ REJECTED: list[tuple[str, str, Message, grpc.StatusCode, str]] = [
      _list(" AND ".join(["WorkflowId = 'x'"] * 2000)), INVALID, "invalid query: more than 500 conditions"),
     ("status out of range", "ListWorkflowExecutions",
      _list("ExecutionStatus = 999"), INVALID, "invalid query: ExecutionStatus value 999 is not one of"),
+    ("normal name on a normal queue", "StartWorkflowExecution",
+     start_request(task_queue=taskqueue.TaskQueue(name="q", normal_name="other")), INVALID,
+     "only sticky queues can have normal name. tq: q, normal name: other"),
+    ("link of no known variant", "StartWorkflowExecution", start_request(links=[common.Link()]), INVALID,
+     "unsupported link variant"),
+    ("workflow event link without run id", "SignalWorkflowExecution",
+     wsv.SignalWorkflowExecutionRequest(
+         namespace="default", workflow_execution=common.WorkflowExecution(workflow_id="w"), signal_name="s",
+         links=[common.Link(workflow_event=common.Link.WorkflowEvent(namespace="default", workflow_id="w"))]),
+     INVALID, "workflow event link must not have an empty run ID field"),
+    ("callback of no known variant", "StartWorkflowExecution",
+     start_request(completion_callbacks=[common.Callback()]), INVALID, "unsupported callback variant: none"),
+    ("pinned override without a version", "StartWorkflowExecution",
+     start_request(versioning_override=workflow.VersioningOverride(
+         pinned=workflow.VersioningOverride.PinnedOverride(
+             behavior=workflow.VersioningOverride.PINNED_OVERRIDE_BEHAVIOR_PINNED))),
+     INVALID, "must provide version if override is pinned."),
     ("poll deadline too short", "PollWorkflowTaskQueue",
      wsv.PollWorkflowTaskQueueRequest(namespace="default", task_queue=taskqueue.TaskQueue(name="q")),
      grpc.StatusCode.FAILED_PRECONDITION, "Context timeout is too short."),

@@ -187,12 +187,12 @@ def check_links(links: Iterable[common.Link], callbacks: Iterable[common.Callbac
         size = link.ByteSize()
         if size > MAX_LINK_BYTES:
             raise InvalidArgument(f"link exceeds allowed size of {MAX_LINK_BYTES}, got {size}")
-        variant = link.WhichOneof("variant")
-        if variant not in _LINK_REQUIRED:
+        link_variant = link.WhichOneof("variant")
+        if link_variant not in _LINK_REQUIRED:
             raise InvalidArgument("unsupported link variant")
-        body = getattr(link, variant)
-        label = _LINK_LABEL.get(variant, variant)
-        for field, what in _LINK_REQUIRED[variant]:
+        body = getattr(link, link_variant)
+        label = _LINK_LABEL.get(link_variant, link_variant)
+        for field, what in _LINK_REQUIRED[link_variant]:
             if not getattr(body, field):
                 raise InvalidArgument(f"{label} link must not have an empty {what} field")
 

@@ -31,7 +31,7 @@ def system_capabilities() -> wsv1.GetSystemInfoResponse.Capabilities:
         encoded_failure_attributes=True,
         build_id_based_versioning=False,
         upsert_memo=True,
-        eager_workflow_start=False,
+        eager_workflow_start=True,
         sdk_metadata=True,
         count_group_by_execution_status=True,
         nexus=False,

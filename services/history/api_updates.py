@@ -24,8 +24,10 @@ RunKey = tuple[str, str, str]
 
 def _budget(engine: Engine, deadline: float | None) -> float:
     end = time.monotonic() + engine.config.history_long_poll_seconds
-    if deadline is not None:
-        end = min(end, deadline - 1.0)
+    if deadline is not None and deadline - 1.0 < end:
+        # The caller's deadline comes first: wait it out (it sees DEADLINE_EXCEEDED, as with Temporal) rather than
+        # hand back an early, stage-only answer that the SDK re-polls at once.
+        end = deadline
     return end
 
 
@@ -96,7 +98,7 @@ async def update_workflow(engine: Engine, req: hs.UpdateWorkflowExecutionRequest
     key = (ns_id, wf_id, run_id)
     ms = await _load(shard, key)
     if r.first_execution_run_id and ms.record.first_execution_run_id != r.first_execution_run_id:
-        raise NotFound("Workflow execution not found (first_execution_run_id does not match).")
+        raise NotFound("workflow execution not found")  # Temporal's text for a first_execution_run_id mismatch
     stage = r.wait_policy.lifecycle_stage or ADMITTED
     end = _budget(engine, deadline)
     entry = engine.updates.get(key, update_id)
@@ -130,7 +132,8 @@ async def poll_update(engine: Engine, req: hs.PollWorkflowExecutionUpdateRequest
     shard = engine.shard(ns_id, wf_id)
     run_id = await resolve_run_id(engine, shard, ns_id, ref.workflow_execution)
     key = (ns_id, wf_id, run_id)
-    stage = r.wait_policy.lifecycle_stage or ACCEPTED
+    # No wait policy: answer at once with the current stage (Temporal treats UNSPECIFIED as ADMITTED).
+    stage = r.wait_policy.lifecycle_stage or ADMITTED
     reached, outcome = await _wait(engine, shard, key, ref.update_id, engine.updates.get(key, ref.update_id), stage, _budget(engine, deadline))
     resp = _response(key, ref.update_id, reached, outcome)
     return ws.PollWorkflowExecutionUpdateResponse(outcome=resp.outcome if outcome is not None else None, stage=resp.stage, update_ref=resp.update_ref)

@@ -4,6 +4,7 @@ request, terminate, delete."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from temporalio.api.common.v1 import message_pb2 as common_pb2
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
@@ -58,8 +59,10 @@ async def start_workflow(
     *,
     signal_with_start: bool = False,
     parent: state_pb2.ParentInfo | None = None,
+    on_new_run: Callable[[MutableState], None] | None = None,
 ) -> tuple[str, bool]:
-    """Returns (run_id, started). Runs the whole decision under the workflow id's lock."""
+    """Returns (run_id, started). Runs the whole decision under the workflow id's lock. ``on_new_run`` may change
+    a freshly built run before its commit (eager start)."""
     workflow_ops.validate_start(req)
     default_conflict = CP.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING if signal_with_start else CP.WORKFLOW_ID_CONFLICT_POLICY_FAIL
     if signal_with_start and req.workflow_id_conflict_policy == CP.WORKFLOW_ID_CONFLICT_POLICY_FAIL:
@@ -79,9 +82,12 @@ async def start_workflow(
         )
 
     def fresh() -> MutableState:
-        return workflow_ops.new_run(
+        ms = workflow_ops.new_run(
             req, namespace_id, str(uuid.uuid4()), engine.clock.now(), engine.config, ns.retention, signal, parent=parent
         )
+        if on_new_run is not None:
+            on_new_run(ms)
+        return ms
 
     async with shard.lock(namespace_id, req.workflow_id):
         # Most starts are of a new workflow id: try the brand-new create first (it fails with CurrentRunConflict,

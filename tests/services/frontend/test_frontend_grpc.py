@@ -33,7 +33,7 @@ async def test_get_system_info_advertises_only_implemented_capabilities(endpoint
         "count_group_by_execution_status",
     ):
         assert getattr(caps, flag) is True, flag
-    assert caps.eager_workflow_start is False
+    assert caps.eager_workflow_start is True
     assert caps.build_id_based_versioning is False
 
 

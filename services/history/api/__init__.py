@@ -1,0 +1,1 @@
+"""History RPC implementations, one module per RPC."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from services.frontend.multi_operation_handlers import MultiOperationHandlers
 from services.frontend.namespace_handlers import NamespaceHandlers
+from services.frontend.reset_handlers import ResetHandlers
 from services.frontend.system_handlers import SystemHandlers
 from services.frontend.task_handlers import TaskHandlers
 from services.frontend.visibility_handlers import VisibilityHandlers
@@ -10,6 +12,7 @@ from services.frontend.workflow_handlers import WorkflowHandlers
 
 
 class WorkflowServiceHandler(
-    SystemHandlers, NamespaceHandlers, WorkflowHandlers, TaskHandlers, VisibilityHandlers
+    SystemHandlers, NamespaceHandlers, WorkflowHandlers, TaskHandlers, VisibilityHandlers,
+    MultiOperationHandlers, ResetHandlers,
 ):
     """RPCs not defined by any group are absent, so the gRPC edge answers them UNIMPLEMENTED."""

@@ -8,6 +8,8 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from server.gen.durata.internal.history.v1 import service_pb2 as hs
 
 from . import api_internal, api_read, api_tasks, api_updates, api_workflow
+from .api import reset
+from .api.eager_start import EagerStart
 from .engine import Engine
 
 
@@ -18,12 +20,18 @@ class HistoryHandler:
     async def StartWorkflowExecution(
         self, request: hs.StartWorkflowExecutionRequest, *, deadline: float | None = None
     ) -> ws.StartWorkflowExecutionResponse:
+        eager = EagerStart(request.request)
         run_id, started = await api_workflow.start_workflow(
-            self._e, request.namespace_id, request.request, parent=request.parent if request.HasField("parent") else None
+            self._e, request.namespace_id, request.request, parent=request.parent if request.HasField("parent") else None,
+            on_new_run=eager.apply if eager.requested else None,
         )
-        return ws.StartWorkflowExecutionResponse(
+        resp = ws.StartWorkflowExecutionResponse(
             run_id=run_id, first_execution_run_id=run_id, started=started, status=_running() if started else 0  # type: ignore[arg-type]
         )
+        task = await eager.response(self._e, request.namespace_id, run_id) if started else None
+        if task is not None:
+            resp.eager_workflow_task.CopyFrom(task)
+        return resp
 
     async def SignalWithStartWorkflowExecution(
         self, request: hs.SignalWithStartWorkflowExecutionRequest, *, deadline: float | None = None
@@ -80,6 +88,11 @@ class HistoryHandler:
         self, request: hs.QueryWorkflowRequest, *, deadline: float | None = None
     ) -> ws.QueryWorkflowResponse:
         return await api_read.query(self._e, request, deadline)
+
+    async def ResetWorkflowExecution(
+        self, request: hs.ResetWorkflowExecutionRequest, *, deadline: float | None = None
+    ) -> ws.ResetWorkflowExecutionResponse:
+        return ws.ResetWorkflowExecutionResponse(run_id=await reset.reset_workflow(self._e, request.namespace_id, request.request))
 
     async def RecordWorkflowTaskStarted(
         self, request: hs.RecordWorkflowTaskStartedRequest, *, deadline: float | None = None

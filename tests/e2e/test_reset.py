@@ -1,0 +1,88 @@
+"""ResetWorkflowExecution through the official SDK's raw call: the new run replays, signals after the cut
+are re-applied, the old run is terminated, the request id is idempotent."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
+
+from e2e.deployments import Deployment
+from e2e.helpers import wait_until, wid
+from e2e.reset_workflows import CollectSignals
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+TQ = "reset-tq"
+
+
+async def test_reset_to_first_wft_reapplies_signals(deployment: Deployment, client: Client) -> None:
+    async with Worker(client, task_queue=TQ, workflows=[CollectSignals]):
+        h = await client.start_workflow(CollectSignals.run, 3, id=wid("reset"), task_queue=TQ)
+        await h.signal(CollectSignals.add, "a")
+
+        async def first_completed() -> int | None:
+            async for ev in h.fetch_history_events():
+                if ev.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                    return ev.event_id
+            return None
+
+        finish = await wait_until(first_completed, 30, "first WFT completed")
+        req = ResetWorkflowExecutionRequest(
+            namespace="default", workflow_execution=WorkflowExecution(workflow_id=h.id, run_id=h.result_run_id),
+            reason="test reset", workflow_task_finish_event_id=finish, request_id=str(uuid.uuid4()),
+        )
+        resp = await client.workflow_service.reset_workflow_execution(req)
+        again = await client.workflow_service.reset_workflow_execution(req)
+        assert again.run_id == resp.run_id
+        old = await client.get_workflow_handle(h.id, run_id=h.result_run_id).describe()
+        assert old.status == WorkflowExecutionStatus.TERMINATED
+        new = client.get_workflow_handle(h.id, run_id=resp.run_id)
+        failed = [e async for e in new.fetch_history_events()
+                  if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
+        a = failed[0].workflow_task_failed_event_attributes
+        assert a.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW
+        assert (a.base_run_id, a.new_run_id) == (h.result_run_id, resp.run_id)
+        await new.signal(CollectSignals.add, "b")
+        await new.signal(CollectSignals.add, "c")
+        assert await new.result() == ["a", "b", "c"]
+
+
+async def test_reset_bad_event_id(deployment: Deployment, client: Client) -> None:
+    h = await client.start_workflow(CollectSignals.run, 1, id=wid("reset-bad"), task_queue="reset-none")
+    with pytest.raises(RPCError) as e:
+        await client.workflow_service.reset_workflow_execution(ResetWorkflowExecutionRequest(
+            namespace="default", workflow_execution=WorkflowExecution(workflow_id=h.id),
+            reason="x", workflow_task_finish_event_id=1, request_id=str(uuid.uuid4())))
+    assert e.value.status == RPCStatusCode.INVALID_ARGUMENT
+
+
+# --type LastWorkflowTask / LastContinuedAsNew read GetWorkflowExecutionHistoryReverse, which Durata lacks.
+@pytest.mark.parametrize("how", [["--type", "FirstWorkflowTask"], ["--event-id"]])
+async def test_cli_reset(deployment: Deployment, client: Client, how: list[str]) -> None:
+    if deployment.kind != "dev":
+        pytest.skip("CLI runs against start-dev")
+    from e2e.test_temporal_cli import temporal
+
+    async with Worker(client, task_queue=TQ, workflows=[CollectSignals]):
+        h = await client.start_workflow(CollectSignals.run, 2, id=wid("reset-cli"), task_queue=TQ)
+        await h.signal(CollectSignals.add, "a")
+
+        async def wft_done() -> int | None:
+            ids = [e.event_id async for e in h.fetch_history_events()
+                   if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
+            return ids[0] if ids else None
+
+        done_id = await wait_until(wft_done, 30, "a WFT completed")
+        if how == ["--event-id"]:
+            how = [*how, str(done_id)]
+        await temporal(deployment, "workflow", "reset", "--workflow-id", h.id, *how, "--reason", "cli", "--yes")
+        desc = await client.get_workflow_handle(h.id).describe()
+        assert desc.run_id != h.result_run_id
+        await client.get_workflow_handle(h.id).signal(CollectSignals.add, "b")
+        assert await client.get_workflow_handle(h.id).result() == ["a", "b"]

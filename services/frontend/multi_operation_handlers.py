@@ -30,12 +30,8 @@ from server.gen.durata.internal.history.v1 import service_pb2 as hs
 from services.frontend.base import HandlerBase, log_context
 from services.frontend.config import FrontendConfig
 from services.frontend.validation import (
-    check_blob_size,
-    check_execution,
-    check_id,
-    check_optional_ids,
-    payloads_size,
     validate_start,
+    validate_update,
 )
 
 CP = wf_enums.WorkflowIdConflictPolicy
@@ -106,7 +102,7 @@ def validate_multi_operation(
     try:
         if update.namespace and update.namespace != request.namespace:
             raise InvalidArgument("Operation namespace did not match request's namespace.")
-        _validate_update(update, config)
+        validate_update(update, config)
         if update.first_execution_run_id:
             raise InvalidArgument("FirstExecutionRunId is not allowed.")
         if update.workflow_execution.run_id:
@@ -120,14 +116,6 @@ def validate_multi_operation(
     return start, update
 
 
-def _validate_update(update: wsv1.UpdateWorkflowExecutionRequest, cfg: FrontendConfig) -> None:
-    check_execution(update.workflow_execution, cfg, present=update.HasField("workflow_execution"))
-    if not update.HasField("request"):
-        raise InvalidArgument("Update request is not set on request.")
-    check_id(update.request.meta.update_id, "UpdateId", cfg)
-    check_id(update.request.input.name, "Update name", cfg)
-    check_optional_ids(cfg, Identity=update.request.meta.identity)
-    check_blob_size(payloads_size(update.request.input.args.payloads), "Input", cfg)
     if update.wait_policy.lifecycle_stage not in _UPDATE_STAGES:
         raise InvalidArgument(f"Unknown UpdateWorkflowExecutionLifecycleStage {update.wait_policy.lifecycle_stage}.")
 

@@ -284,3 +284,15 @@ def validate_start(
         check_versioning_override(request.versioning_override)
     check_blob_size(payloads_size(request.input.payloads), "Input", config)
     check_blob_size(payloads_size(request.memo.fields.values()), "Memo", config)
+
+
+def validate_update(request: wsv1.UpdateWorkflowExecutionRequest, config: FrontendConfig) -> None:
+    """An update request, alone or as the second operation of update-with-start."""
+    check_execution(request.workflow_execution, config, present=request.HasField("workflow_execution"))
+    if not request.HasField("request"):
+        raise InvalidArgument("Update request is not set on request.")
+    check_id(request.request.meta.update_id, "UpdateId", config)
+    check_id(request.request.input.name, "Update name", config)
+    check_optional_ids(config, Identity=request.request.meta.identity)
+    check_run_id(request.first_execution_run_id)
+    check_blob_size(payloads_size(request.request.input.args.payloads), "Input", config)

@@ -26,6 +26,7 @@ from services.frontend.validation import (
     check_run_id,
     payloads_size,
     validate_start,
+    validate_update,
 )
 
 _FILTER_TYPES = set(wf_enums.HistoryEventFilterType.values())
@@ -159,14 +160,7 @@ class WorkflowHandlers(HandlerBase):
     ) -> wsv1.UpdateWorkflowExecutionResponse:
         entry = await self._namespace(request.namespace)
         cfg = self._ctx.config
-        check_execution(request.workflow_execution, cfg, present=request.HasField("workflow_execution"))
-        if not request.HasField("request"):
-            raise InvalidArgument("Update request is not set on request.")
-        check_id(request.request.meta.update_id, "UpdateId", cfg)
-        check_id(request.request.input.name, "Update name", cfg)
-        check_optional_ids(cfg, Identity=request.request.meta.identity)
-        check_run_id(request.first_execution_run_id)
-        check_blob_size(payloads_size(request.request.input.args.payloads), "Input", cfg)
+        validate_update(request, cfg)
         if request.wait_policy.lifecycle_stage not in _UPDATE_STAGES:
             raise InvalidArgument(f"Unknown UpdateWorkflowExecutionLifecycleStage {request.wait_policy.lifecycle_stage}.")
         internal = hs.UpdateWorkflowExecutionRequest(namespace_id=entry.id, request=request)

@@ -27,6 +27,7 @@ from server.persistence.interface import NamespaceRecord
 from services.frontend.base import HandlerBase, log, log_context
 from services.frontend.context import FrontendContext
 from services.frontend.namespace_registry import entry_from_record
+from services.frontend.system_handlers import system_capabilities
 from services.frontend.validation import check_id
 
 _UPDATE_ATTEMPTS = 5
@@ -122,6 +123,18 @@ async def modify_namespace(
     raise Unavailable(f"Namespace {name} is being updated concurrently; retry.")
 
 
+def with_capabilities(desc: wsv1.DescribeNamespaceResponse) -> wsv1.DescribeNamespaceResponse:
+    """What this server supports, told at read time (so namespaces stored before a feature landed say it too).
+    Only informational flags are set: core changes behaviour on the worker-related ones (heartbeats, polls
+    completed on shutdown, autoscaling, pagination), which stay false until Durata serves them."""
+    out = wsv1.DescribeNamespaceResponse()
+    out.CopyFrom(desc)
+    caps = out.namespace_info.capabilities
+    caps.sync_update = caps.async_update = True
+    caps.eager_workflow_start = system_capabilities().eager_workflow_start
+    return out
+
+
 class NamespaceHandlers(HandlerBase):
     def _check_retention(self, retention: Duration) -> None:
         minimum = self._ctx.config.min_namespace_retention
@@ -206,7 +219,7 @@ class NamespaceHandlers(HandlerBase):
         entry = entry_from_record(record)
         if entry.state == ns_enums.NAMESPACE_STATE_DELETED:
             raise NamespaceNotFound(key)
-        return entry.description
+        return with_capabilities(entry.description)
 
     async def ListNamespaces(
         self, request: wsv1.ListNamespacesRequest, *, deadline: float | None = None
@@ -227,7 +240,7 @@ class NamespaceHandlers(HandlerBase):
             entry = entry_from_record(record)
             if entry.state == ns_enums.NAMESPACE_STATE_DELETED and not include_deleted:
                 continue
-            namespaces.append(entry.description)
+            namespaces.append(with_capabilities(entry.description))
         return wsv1.ListNamespacesResponse(namespaces=namespaces, next_page_token=token or b"")
 
     async def UpdateNamespace(

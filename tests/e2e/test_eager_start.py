@@ -53,3 +53,15 @@ async def test_no_eager_task_when_no_run_is_created(client: Client, task_queue: 
         for h in (first, delayed):
             await h.signal(UwsCounter.finish)
             assert await h.result() == 0
+
+
+async def test_capabilities_say_what_is_served(client: Client) -> None:
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, GetSystemInfoRequest
+
+    info = await client.workflow_service.get_system_info(GetSystemInfoRequest())
+    assert info.capabilities.eager_workflow_start
+    ns = await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace="default"))
+    caps = ns.namespace_info.capabilities
+    assert caps.sync_update and caps.async_update and caps.eager_workflow_start
+    # Flags core changes behaviour on stay off until Durata serves them.
+    assert not caps.worker_heartbeats and not caps.worker_poll_complete_on_shutdown

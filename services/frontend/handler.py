@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from services.frontend.activity_handlers import ActivityHandlers
+from services.frontend.history_reverse_handlers import HistoryReverseHandlers
 from services.frontend.multi_operation_handlers import MultiOperationHandlers
 from services.frontend.namespace_handlers import NamespaceHandlers
 from services.frontend.reset_handlers import ResetHandlers
@@ -13,6 +15,6 @@ from services.frontend.workflow_handlers import WorkflowHandlers
 
 class WorkflowServiceHandler(
     SystemHandlers, NamespaceHandlers, WorkflowHandlers, TaskHandlers, VisibilityHandlers,
-    MultiOperationHandlers, ResetHandlers,
+    MultiOperationHandlers, ResetHandlers, HistoryReverseHandlers, ActivityHandlers,
 ):
     """RPCs not defined by any group are absent, so the gRPC edge answers them UNIMPLEMENTED."""

@@ -62,8 +62,8 @@ async def test_reset_bad_event_id(deployment: Deployment, client: Client) -> Non
     assert e.value.status == RPCStatusCode.INVALID_ARGUMENT
 
 
-# --type LastWorkflowTask / LastContinuedAsNew read GetWorkflowExecutionHistoryReverse, which Durata lacks.
-@pytest.mark.parametrize("how", [["--type", "FirstWorkflowTask"], ["--event-id"]])
+# --type LastWorkflowTask reads the history newest first (GetWorkflowExecutionHistoryReverse).
+@pytest.mark.parametrize("how", [["--type", "FirstWorkflowTask"], ["--type", "LastWorkflowTask"], ["--event-id"]])
 async def test_cli_reset(deployment: Deployment, client: Client, how: list[str]) -> None:
     if deployment.kind != "dev":
         pytest.skip("CLI runs against start-dev")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from temporalio.api.enums.v1 import reset_pb2 as reset_enums
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 
-from server.common.errors import Internal, InvalidArgument
+from server.common.errors import InvalidArgument
 from server.gen.durata.internal.history.v1 import service_pb2 as hs
 from services.frontend.base import HandlerBase, log_context
 from services.frontend.config import FrontendConfig
@@ -21,7 +21,8 @@ def validate_reset(request: wsv1.ResetWorkflowExecutionRequest, cfg: FrontendCon
         raise InvalidArgument("RequestId length exceeds limit.")
     check_execution(request.workflow_execution, cfg, present=request.HasField("workflow_execution"))
     if request.reset_reapply_type not in reset_enums.ResetReapplyType.values():
-        raise Internal(f"unknown reset reapply type: {request.reset_reapply_type}")
+        # Temporal answers INTERNAL here; a client's bad enum is its mistake, so Durata says INVALID_ARGUMENT.
+        raise InvalidArgument(f"unknown reset reapply type: {request.reset_reapply_type}")
     for x in request.reset_reapply_exclude_types:
         if x not in reset_enums.ResetReapplyExcludeType.values():
             raise InvalidArgument(f"Invalid reset reapply exclude type: {x}")

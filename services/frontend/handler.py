@@ -6,6 +6,7 @@ from services.frontend.activity_handlers import ActivityHandlers
 from services.frontend.history_reverse_handlers import HistoryReverseHandlers
 from services.frontend.multi_operation_handlers import MultiOperationHandlers
 from services.frontend.namespace_handlers import NamespaceHandlers
+from services.frontend.open_closed_handlers import OpenClosedListHandlers
 from services.frontend.reset_handlers import ResetHandlers
 from services.frontend.system_handlers import SystemHandlers
 from services.frontend.task_handlers import TaskHandlers
@@ -15,6 +16,6 @@ from services.frontend.workflow_handlers import WorkflowHandlers
 
 class WorkflowServiceHandler(
     SystemHandlers, NamespaceHandlers, WorkflowHandlers, TaskHandlers, VisibilityHandlers,
-    MultiOperationHandlers, ResetHandlers, HistoryReverseHandlers, ActivityHandlers,
+    MultiOperationHandlers, ResetHandlers, HistoryReverseHandlers, ActivityHandlers, OpenClosedListHandlers,
 ):
     """RPCs not defined by any group are absent, so the gRPC edge answers them UNIMPLEMENTED."""

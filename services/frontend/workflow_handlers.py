@@ -119,6 +119,15 @@ class WorkflowHandlers(HandlerBase):
         with log_context(namespace=entry.name, workflow_id=request.execution.workflow_id):
             return await self._ctx.history.DescribeWorkflowExecution(internal, deadline=deadline)
 
+    async def ResetStickyTaskQueue(
+        self, request: wsv1.ResetStickyTaskQueueRequest, *, deadline: float | None = None
+    ) -> wsv1.ResetStickyTaskQueueResponse:
+        entry = await self._namespace(request.namespace)
+        check_execution(request.execution, self._ctx.config, present=request.HasField("execution"))
+        internal = hs.ResetStickyTaskQueueRequest(namespace_id=entry.id, request=request)
+        with log_context(namespace=entry.name, workflow_id=request.execution.workflow_id):
+            return await self._ctx.history.ResetStickyTaskQueue(internal, deadline=deadline)
+
     async def GetWorkflowExecutionHistory(
         self, request: wsv1.GetWorkflowExecutionHistoryRequest, *, deadline: float | None = None
     ) -> wsv1.GetWorkflowExecutionHistoryResponse:

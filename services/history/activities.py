@@ -351,7 +351,13 @@ def _retry(ms: MutableState, info: state_pb2.ActivityInfo, failure: failure_pb2.
     info.started_request_id = ""
     info.last_failure.CopyFrom(failure)
     info.current_attempt_scheduled_time.CopyFrom(to_ts(ms.now + backoff))
+    if info.reset_heartbeats:  # ResetActivity(reset_heartbeat) applies to the next attempt
+        info.ClearField("heartbeat_details")
+        info.ClearField("last_heartbeat_time")
+    info.activity_reset = info.reset_heartbeats = False
     ms.dirty = True
+    if info.paused:
+        return  # PauseActivity: no new attempt until UnpauseActivity schedules one
     ms.add_timer_task(
         T.HISTORY_TASK_TYPE_ACTIVITY_RETRY_TIMER,
         ms.now + backoff,

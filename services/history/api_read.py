@@ -19,6 +19,7 @@ from server.gen.durata.internal.history.v1 import service_pb2 as hs
 from server.gen.durata.internal.matching.v1 import service_pb2 as ms_pb2
 
 from . import children
+from .api import activity_pause
 from .api_workflow import resolve_run_id
 from .engine import Engine
 from .mutable_state import MutableState, from_dur, from_ts
@@ -153,6 +154,7 @@ async def describe(engine: Engine, req: hs.DescribeWorkflowExecutionRequest) -> 
             else PA.PENDING_ACTIVITY_STATE_STARTED if a.started
             else PA.PENDING_ACTIVITY_STATE_SCHEDULED
         )
+        activity_pause.describe_pause(a, pa)
         if a.HasField("heartbeat_details"):
             pa.heartbeat_details.CopyFrom(a.heartbeat_details)
         if a.HasField("last_heartbeat_time"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import cast
 
 from temporalio.api.common.v1 import message_pb2 as common_pb2
 from temporalio.api.enums.v1 import command_type_pb2, task_queue_pb2
@@ -392,8 +393,13 @@ async def respond_activity_canceled(engine: Engine, req: hs.RespondActivityTaskC
 
 async def record_heartbeat(engine: Engine, req: hs.RecordActivityTaskHeartbeatRequest) -> ws.RecordActivityTaskHeartbeatResponse:
     r, by_id = _split(req)
-    cancel = await _with_activity(
+    flags = await _with_activity(
         engine, req.namespace_id, r, by_id,
-        lambda ms, info: activities.heartbeat(ms, info, _opt(r, "details"), r.identity),  # type: ignore[arg-type, attr-defined]
+        lambda ms, info: (
+            activities.heartbeat(ms, info, _opt(r, "details"), r.identity),  # type: ignore[arg-type, attr-defined]
+            info.paused,
+            info.activity_reset,
+        ),
     )
-    return ws.RecordActivityTaskHeartbeatResponse(cancel_requested=bool(cancel))
+    cancel, paused, was_reset = cast(tuple[bool, bool, bool], flags)
+    return ws.RecordActivityTaskHeartbeatResponse(cancel_requested=cancel, activity_paused=paused, activity_reset=was_reset)

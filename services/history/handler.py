@@ -8,7 +8,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from server.gen.durata.internal.history.v1 import service_pb2 as hs
 
 from . import api_internal, api_read, api_tasks, api_updates, api_workflow
-from .api import reset
+from .api import activity_pause, reset, sticky
 from .api.eager_start import EagerStart
 from .engine import Engine
 
@@ -68,6 +68,18 @@ class HistoryHandler:
         await api_workflow.terminate(self._e, request.namespace_id, request.request)
         return ws.TerminateWorkflowExecutionResponse()
 
+    async def PauseActivity(self, request: hs.PauseActivityRequest, *, deadline: float | None = None) -> ws.PauseActivityResponse:
+        await activity_pause.pause_activity(self._e, request.namespace_id, request.request)
+        return ws.PauseActivityResponse()
+
+    async def UnpauseActivity(self, request: hs.UnpauseActivityRequest, *, deadline: float | None = None) -> ws.UnpauseActivityResponse:
+        await activity_pause.unpause_activity(self._e, request.namespace_id, request.request)
+        return ws.UnpauseActivityResponse()
+
+    async def ResetActivity(self, request: hs.ResetActivityRequest, *, deadline: float | None = None) -> ws.ResetActivityResponse:
+        await activity_pause.reset_activity(self._e, request.namespace_id, request.request)
+        return ws.ResetActivityResponse()
+
     async def DeleteWorkflowExecution(
         self, request: hs.DeleteWorkflowExecutionRequest, *, deadline: float | None = None
     ) -> ws.DeleteWorkflowExecutionResponse:
@@ -88,6 +100,12 @@ class HistoryHandler:
         self, request: hs.QueryWorkflowRequest, *, deadline: float | None = None
     ) -> ws.QueryWorkflowResponse:
         return await api_read.query(self._e, request, deadline)
+
+    async def ResetStickyTaskQueue(
+        self, request: hs.ResetStickyTaskQueueRequest, *, deadline: float | None = None
+    ) -> ws.ResetStickyTaskQueueResponse:
+        await sticky.reset_sticky(self._e, request.namespace_id, request.request.execution)
+        return ws.ResetStickyTaskQueueResponse()
 
     async def ResetWorkflowExecution(
         self, request: hs.ResetWorkflowExecutionRequest, *, deadline: float | None = None

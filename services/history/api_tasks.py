@@ -188,7 +188,7 @@ async def respond_workflow_task_completed(
     metrics.workflow_task_outcome("failed" if err else "completed")
     if err is not None:
         raise InvalidArgument(err.message)
-    resp = ws.RespondWorkflowTaskCompletedResponse()
+    resp = ws.RespondWorkflowTaskCompletedResponse(reset_history_event_id=result.reset_history_event_id)
     if result.eager_activities:
         ns = await engine.namespaces.get(namespace_id)
         resp.activity_tasks.extend(

@@ -111,7 +111,7 @@ async def update_workflow(engine: Engine, req: hs.UpdateWorkflowExecutionRequest
         def ensure_delivery(m: MutableState) -> None:
             if not m.running:
                 raise NotFound("workflow execution already completed")
-            m.ensure_workflow_task()
+            m.ensure_workflow_task(speculative=True)
 
         try:
             await shard.update_run(ns_id, wf_id, run_id, ensure_delivery)

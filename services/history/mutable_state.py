@@ -184,18 +184,20 @@ class MutableState:
 
     # ------------------------------------------------------------------ workflow tasks
 
-    def schedule_workflow_task(self, attempt: int = 1) -> None:
-        """Create the (single) pending WFT; attempt > 1 makes it transient (events not written, 3.3)."""
+    def schedule_workflow_task(self, attempt: int = 1, *, speculative: bool = False) -> None:
+        """Create the (single) pending WFT; attempt > 1 makes it transient (events not written, 3.3), and so
+        does ``speculative`` (an update's own WFT, whose events are written only if the update is accepted)."""
         r = self.record
         queue = self.sticky_task_queue() or self.normal_task_queue()
         timeout = r.workflow_task_timeout
+        transient = attempt > 1 or speculative
         wt = state_pb2.WorkflowTaskInfo(
-            attempt=attempt, stamp=self.next_stamp(), transient=attempt > 1, task_queue=queue
+            attempt=attempt, stamp=self.next_stamp(), transient=transient, speculative=speculative, task_queue=queue
         )
         wt.scheduled_time.CopyFrom(to_ts(self.now))
         wt.original_scheduled_time.CopyFrom(to_ts(self.now))
         wt.start_to_close_timeout.CopyFrom(timeout)
-        if attempt > 1:
+        if transient:
             wt.scheduled_event_id = r.next_event_id
         else:
             ev = self.append(self._wft_scheduled_attrs(queue, attempt))
@@ -228,8 +230,9 @@ class MutableState:
             task_queue=queue, start_to_close_timeout=self.record.workflow_task_timeout, attempt=attempt
         )
 
-    def ensure_workflow_task(self) -> None:
-        """After new events: make sure one WFT will deliver them (at most one WFT per run)."""
+    def ensure_workflow_task(self, *, speculative: bool = False) -> None:
+        """After new events: make sure one WFT will deliver them (at most one WFT per run). ``speculative``: the
+        WFT is only for an update, so it writes no events unless the worker accepts it."""
         r = self.record
         if not self.running or r.wft_backoff_pending or r.awaiting_parent_started or self.wft_started:
             return
@@ -238,7 +241,7 @@ class MutableState:
                 # New events arrived before the transient WFT started: it becomes a normal one (3.3).
                 self.schedule_workflow_task(1)
             return
-        self.schedule_workflow_task(1)
+        self.schedule_workflow_task(1, speculative=speculative)
 
     def start_workflow_task(self, request_id: str, identity: str) -> None:
         r = self.record
@@ -302,6 +305,7 @@ class MutableState:
             self.record.history_size_bytes += ev.ByteSize()
             self.new_events.append(ev)
         wt.transient = False
+        wt.speculative = False
 
     def clear_workflow_task(self) -> None:
         self.record.ClearField("workflow_task")
@@ -310,7 +314,10 @@ class MutableState:
     def fail_workflow_task(
         self, cause: int, failure: Message | None, identity: str, *, timed_out: bool = False, schedule_next: bool = True
     ) -> None:
-        """WFT failed or timed out (start-to-close): write the event unless transient, flush, reschedule."""
+        """WFT failed or timed out (start-to-close): write the event unless transient, flush, reschedule. A
+        speculative WFT that fails becomes a normal one first (its events are written), as Temporal does."""
+        if self.wft.speculative:
+            self.persist_transient_events()
         wt = state_pb2.WorkflowTaskInfo()
         wt.CopyFrom(self.wft)
         if not wt.transient:

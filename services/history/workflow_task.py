@@ -23,6 +23,8 @@ from .mutable_state import MutableState
 from .updates import ProtocolContext, UpdateEffect
 
 WFT_NOT_FOUND = "Workflow task not found."
+# Temporal's history.discardSpeculativeWorkflowTaskMaximumEventsCount default.
+DISCARD_SPECULATIVE_MAX_EVENTS = 10
 
 
 @dataclass
@@ -33,6 +35,8 @@ class CompletionResult:
     new_wft_scheduled: bool = False
     closed: bool = False
     update_effects: list[UpdateEffect] = field(default_factory=list)
+    # Discarded speculative WFT: the worker rolls back to this WFT started event (the response tells it).
+    reset_history_event_id: int = 0
     # Activities started in this completion for the completing worker (request_eager_execution), with the
     # attributes of their scheduled events: the response hands them back as activity tasks.
     eager_activities: list[tuple[state_pb2.ActivityInfo, history_pb2.ActivityTaskScheduledEventAttributes]] = field(
@@ -96,6 +100,8 @@ def _apply_completion(
         raise CommandError(fc.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND, "UnhandledCommand")
     wt = state_pb2.WorkflowTaskInfo()
     wt.CopyFrom(ms.wft)
+    if wt.speculative and _discardable(ms, req):
+        return _discard_speculative(ms, req, known_updates, updates_waiting)
     ms.persist_transient_events()
     completed = ms.append(
         history_pb2.WorkflowTaskCompletedEventAttributes(
@@ -110,12 +116,7 @@ def _apply_completion(
     )
     ms.clear_workflow_task()
     r.last_completed_wft_started_event_id = wt.started_event_id
-    sticky = req.sticky_attributes
-    if sticky.worker_task_queue.name:
-        r.sticky_task_queue = sticky.worker_task_queue.name
-        r.sticky_schedule_to_start_timeout.CopyFrom(sticky.schedule_to_start_timeout)
-    else:
-        ms.clear_sticky()
+    _apply_sticky(ms, req)
     protocol = ProtocolContext.of(list(req.messages), known_updates or {})
     eager_ids: list[int] = []
     force = apply_commands(ms, list(req.commands), completed.event_id, req.identity, config, protocol, eager_ids)
@@ -124,9 +125,57 @@ def _apply_completion(
         return CompletionResult(closed=True, update_effects=protocol.effects)
     eager = _start_eager(ms, eager_ids, req.identity)
     flushed = ms.flush_buffered()
-    if req.force_create_new_workflow_task or flushed or force or updates_waiting:
+    if req.force_create_new_workflow_task or flushed or force:
         ms.schedule_workflow_task(1)
+    elif updates_waiting:
+        ms.schedule_workflow_task(1, speculative=True)  # only updates to deliver: nothing written unless accepted
     return CompletionResult(new_wft_scheduled=ms.wft_scheduled, update_effects=protocol.effects, eager_activities=eager)
+
+
+def _apply_sticky(ms: MutableState, req: ws.RespondWorkflowTaskCompletedRequest) -> None:
+    sticky = req.sticky_attributes
+    if sticky.worker_task_queue.name:
+        ms.record.sticky_task_queue = sticky.worker_task_queue.name
+        ms.record.sticky_schedule_to_start_timeout.CopyFrom(sticky.schedule_to_start_timeout)
+    else:
+        ms.clear_sticky()
+
+
+def _discardable(ms: MutableState, req: ws.RespondWorkflowTaskCompletedRequest) -> bool:
+    """A speculative WFT answered with update rejections only leaves no trace in history. If events the worker
+    had not seen rode along, they are shipped again by the next WFT: only workers that say they cope with that
+    get it (and only for a few events); for others the WFT is written like a normal one."""
+    if req.commands or req.force_create_new_workflow_task:
+        return False
+    if any(not m.body.Is(update_pb2.Rejection.DESCRIPTOR) for m in req.messages):
+        return False
+    unseen = ms.record.next_event_id - (ms.record.last_completed_wft_started_event_id + 2)
+    if req.capabilities.discard_speculative_workflow_task_with_events:
+        return unseen <= DISCARD_SPECULATIVE_MAX_EVENTS
+    return unseen <= 0
+
+
+def _discard_speculative(
+    ms: MutableState,
+    req: ws.RespondWorkflowTaskCompletedRequest,
+    known_updates: dict[str, update_pb2.Request] | None,
+    updates_waiting: bool,
+) -> CompletionResult:
+    """Drop the speculative WFT: no Scheduled/Started/Completed events; the rejections still reach their callers.
+    Updates admitted meanwhile get another speculative WFT; events buffered meanwhile a normal one."""
+    ms.clear_workflow_task()
+    _apply_sticky(ms, req)
+    protocol = ProtocolContext.of(list(req.messages), known_updates or {})
+    protocol.remaining(ms, 0)
+    if ms.flush_buffered():
+        ms.schedule_workflow_task(1)
+    elif updates_waiting:
+        ms.schedule_workflow_task(1, speculative=True)
+    return CompletionResult(
+        new_wft_scheduled=ms.wft_scheduled,
+        update_effects=protocol.effects,
+        reset_history_event_id=ms.record.last_completed_wft_started_event_id,
+    )
 
 
 def _start_eager(

@@ -98,10 +98,10 @@ def _apply_completion(
     if closing and r.buffered_events:
         # New events arrived while the worker ran: it must see them before closing (2.5). Exact text matters.
         raise CommandError(fc.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND, "UnhandledCommand")
+    if ms.wft.speculative and _discardable(ms, req):
+        return _discard_speculative(ms, req, known_updates, updates_waiting)
     wt = state_pb2.WorkflowTaskInfo()
     wt.CopyFrom(ms.wft)
-    if wt.speculative and _discardable(ms, req):
-        return _discard_speculative(ms, req, known_updates, updates_waiting)
     ms.persist_transient_events()
     completed = ms.append(
         history_pb2.WorkflowTaskCompletedEventAttributes(
@@ -124,12 +124,17 @@ def _apply_completion(
     if not ms.running:
         return CompletionResult(closed=True, update_effects=protocol.effects)
     eager = _start_eager(ms, eager_ids, req.identity)
-    flushed = ms.flush_buffered()
-    if req.force_create_new_workflow_task or flushed or force:
+    _schedule_next(ms, req.force_create_new_workflow_task or force, updates_waiting)
+    return CompletionResult(new_wft_scheduled=ms.wft_scheduled, update_effects=protocol.effects, eager_activities=eager)
+
+
+def _schedule_next(ms: MutableState, forced: bool, updates_waiting: bool) -> None:
+    """The WFT after a completion: a normal one for new (buffered) events or when forced; a speculative one when
+    only updates wait, so nothing is written unless the worker accepts one."""
+    if ms.flush_buffered() or forced:
         ms.schedule_workflow_task(1)
     elif updates_waiting:
-        ms.schedule_workflow_task(1, speculative=True)  # only updates to deliver: nothing written unless accepted
-    return CompletionResult(new_wft_scheduled=ms.wft_scheduled, update_effects=protocol.effects, eager_activities=eager)
+        ms.schedule_workflow_task(1, speculative=True)
 
 
 def _apply_sticky(ms: MutableState, req: ws.RespondWorkflowTaskCompletedRequest) -> None:
@@ -167,10 +172,7 @@ def _discard_speculative(
     _apply_sticky(ms, req)
     protocol = ProtocolContext.of(list(req.messages), known_updates or {})
     protocol.remaining(ms, 0)
-    if ms.flush_buffered():
-        ms.schedule_workflow_task(1)
-    elif updates_waiting:
-        ms.schedule_workflow_task(1, speculative=True)
+    _schedule_next(ms, False, updates_waiting)
     return CompletionResult(
         new_wft_scheduled=ms.wft_scheduled,
         update_effects=protocol.effects,

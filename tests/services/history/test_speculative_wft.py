@@ -126,9 +126,8 @@ def test_unseen_events_are_discarded_only_for_workers_that_cope() -> None:
     before = run.types()
     run.tx(lambda ms: complete_workflow_task(ms, legacy, None, {}, False))
     assert run.types() == before
-
     speculate(run)
-    run.complete([cmd_timer("t3", 5)])
+    run.complete([cmd_timer("t2", 5)])
     speculate(run)
     before = run.types()
     run.tx(lambda ms: complete_workflow_task(ms, rejection(), None, {}, False))  # capable: discarded anyway

@@ -27,6 +27,12 @@ def partition_key(namespace_id: str, name: str, task_type: int, partition: int) 
     return f"{namespace_id}/{name}/{task_type}/{partition}"
 
 
+def partition_rpc_name(name: str, partition: int) -> str:
+    """A partition's public name, as Temporal spells it: the root is the queue itself, the others live under the
+    reserved ``/_sys/`` prefix (what ``ListTaskQueuePartitions`` and the CLI show)."""
+    return name if partition == 0 else f"/_sys/{name}/{partition}"
+
+
 @dataclass(frozen=True)
 class HashRing:
     """Immutable ring over ``members`` (their identities, e.g. rpc addresses)."""

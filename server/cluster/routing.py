@@ -22,9 +22,10 @@ import structlog
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 from temporalio.api.enums.v1 import task_queue_pb2 as tq_enums
+from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv
 
 from server.cluster.membership import Membership
-from server.cluster.ring import partition_key, shard_key
+from server.cluster.ring import partition_key, partition_rpc_name, shard_key
 from server.common.errors import InvalidArgument, ServiceError, Unavailable
 from server.common.sharding import shard_for
 from server.gen.durata.internal.common.v1 import tokens_pb2
@@ -316,6 +317,21 @@ class MatchingRouter:
                     _merge_pollers(target.types_info[t].pollers, type_info.pollers)
                     _merge_stats(target.types_info[t].stats, type_info.stats)
         return merged
+
+    async def ListTaskQueuePartitions(self, request: Any, *, deadline: float | None = None) -> Any:
+        """Answered from the ring, as Temporal's matching answers from its own: each partition's current owner."""
+        ring = self._membership.ring("matching")
+        name = request.task_queue.name
+        answer = wsv.ListTaskQueuePartitionsResponse()
+        for task_type, into in (
+            (ACTIVITY, answer.activity_task_queue_partitions), (WORKFLOW, answer.workflow_task_queue_partitions)
+        ):
+            for p in range(self.partitions):
+                owner = ring.lookup(partition_key(request.namespace_id, name, task_type, p))
+                if owner is None:
+                    raise Unavailable("no matching host is up")
+                into.add(key=partition_rpc_name(name, p), owner_host_name=owner)
+        return answer
 
     async def CancelOutstandingPolls(self, request: Any, *, deadline: float | None = None) -> Any:
         """A worker's polls may be parked on any partition: tell every live matching host."""

@@ -10,6 +10,7 @@ from services.frontend.open_closed_handlers import OpenClosedListHandlers
 from services.frontend.reset_handlers import ResetHandlers
 from services.frontend.system_handlers import SystemHandlers
 from services.frontend.task_handlers import TaskHandlers
+from services.frontend.task_queue_partition_handlers import TaskQueuePartitionHandlers
 from services.frontend.visibility_handlers import VisibilityHandlers
 from services.frontend.workflow_handlers import WorkflowHandlers
 
@@ -17,5 +18,6 @@ from services.frontend.workflow_handlers import WorkflowHandlers
 class WorkflowServiceHandler(
     SystemHandlers, NamespaceHandlers, WorkflowHandlers, TaskHandlers, VisibilityHandlers,
     MultiOperationHandlers, ResetHandlers, HistoryReverseHandlers, ActivityHandlers, OpenClosedListHandlers,
+    TaskQueuePartitionHandlers,
 ):
     """RPCs not defined by any group are absent, so the gRPC edge answers them UNIMPLEMENTED."""

@@ -14,6 +14,7 @@ from temporalio.api.enums.v1 import task_queue_pb2 as tq_enums
 from temporalio.api.taskqueue.v1 import message_pb2 as tq_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv
 
+from server.cluster.ring import partition_rpc_name
 from server.common.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, ServiceError
 from server.gen.durata.internal.history.v1 import service_pb2 as hpb
 from server.gen.durata.internal.matching.v1 import service_pb2 as mpb
@@ -378,6 +379,17 @@ class MatchingHandler:
         self, request: mpb.DescribeTaskQueueRequest, *, deadline: float | None = None
     ) -> wsv.DescribeTaskQueueResponse:
         return await describe_task_queue(self._svc, request)
+
+    async def ListTaskQueuePartitions(
+        self, request: mpb.ListTaskQueuePartitionsRequest, *, deadline: float | None = None
+    ) -> wsv.ListTaskQueuePartitionsResponse:
+        """Without a cluster router in front, this host serves every queue as one partition."""
+        owned = [tq_pb.TaskQueuePartitionMetadata(
+            key=partition_rpc_name(request.task_queue.name, 0), owner_host_name=self._svc.host_identity
+        )]
+        return wsv.ListTaskQueuePartitionsResponse(
+            activity_task_queue_partitions=owned, workflow_task_queue_partitions=owned
+        )
 
 
 def _sticky_unavailable() -> ServiceError:

@@ -68,7 +68,7 @@ NOT_SERVED: dict[str, str] = {
     "RemoveRemoteCluster": REPLICATION,
     "PollWorkflowExecutionTimeSkipping": TIME_SKIPPING,
     **dict.fromkeys(
-        ["ListTaskQueuePartitions", "RecordWorkerHeartbeat", "ListWorkers", "CountWorkers", "DescribeWorker",
+        ["RecordWorkerHeartbeat", "ListWorkers", "CountWorkers", "DescribeWorker",
          "PauseWorkflowExecution", "UnpauseWorkflowExecution", "UpdateActivityOptions",
          "UpdateWorkflowExecutionOptions", "DeleteNamespace"], EVERYDAY),
 }

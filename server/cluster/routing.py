@@ -333,6 +333,24 @@ class MatchingRouter:
                 into.add(key=partition_rpc_name(name, p), owner_host_name=owner)
         return answer
 
+    # The worker registry of a namespace lives on one matching host: the owner of this key (Temporal routes it
+    # the same way, as partition 0 of a queue named "not-applicable").
+    async def _registry(self, name: str, request: Any, deadline: float | None) -> Any:
+        key = partition_key(request.namespace_id, "not-applicable", 0, 0)
+        return await self._call(name, request, key, deadline)
+
+    async def RecordWorkerHeartbeat(self, request: Any, *, deadline: float | None = None) -> Any:
+        return await self._registry("RecordWorkerHeartbeat", request, deadline)
+
+    async def ListWorkers(self, request: Any, *, deadline: float | None = None) -> Any:
+        return await self._registry("ListWorkers", request, deadline)
+
+    async def CountWorkers(self, request: Any, *, deadline: float | None = None) -> Any:
+        return await self._registry("CountWorkers", request, deadline)
+
+    async def DescribeWorker(self, request: Any, *, deadline: float | None = None) -> Any:
+        return await self._registry("DescribeWorker", request, deadline)
+
     async def CancelOutstandingPolls(self, request: Any, *, deadline: float | None = None) -> Any:
         """A worker's polls may be parked on any partition: tell every live matching host."""
         owners = list(self._membership.ring("matching").members)

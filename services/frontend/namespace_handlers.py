@@ -125,13 +125,15 @@ async def modify_namespace(
 
 def with_capabilities(desc: wsv1.DescribeNamespaceResponse) -> wsv1.DescribeNamespaceResponse:
     """What this server supports, told at read time (so namespaces stored before a feature landed say it too).
-    Only informational flags are set: core changes behaviour on the worker-related ones (heartbeats, polls
-    completed on shutdown, autoscaling, pagination), which stay false until Durata serves them."""
+    Core changes behaviour on the worker-related flags, so each is set only once Durata serves it: heartbeats and
+    polls completed on shutdown are; poller autoscaling and paginated completions stay false."""
     out = wsv1.DescribeNamespaceResponse()
     out.CopyFrom(desc)
     caps = out.namespace_info.capabilities
     caps.sync_update = caps.async_update = True
     caps.eager_workflow_start = system_capabilities().eager_workflow_start
+    # Served by the worker registry (services/matching/workers.py) and ShutdownWorker ending the worker's polls.
+    caps.worker_heartbeats = caps.worker_poll_complete_on_shutdown = True
     return out
 
 

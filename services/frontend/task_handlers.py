@@ -4,6 +4,7 @@ query answers, ShutdownWorker and DescribeTaskQueue.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
@@ -200,13 +201,31 @@ class TaskHandlers(HandlerBase):
     async def ShutdownWorker(
         self, request: wsv1.ShutdownWorkerRequest, *, deadline: float | None = None
     ) -> wsv1.ShutdownWorkerResponse:
-        """Best effort: a worker shutting down must never fail because of this call."""
+        """Best effort: a worker shutting down must never fail because of this call. Ends the worker's parked
+        polls (by worker_instance_key, else identity), forgets its sticky queue, records its final heartbeat."""
         try:
             entry = await self._namespace(request.namespace)
             internal = ms.CancelOutstandingPollsRequest(
-                namespace_id=entry.id, identity=request.identity, sticky_task_queue=request.sticky_task_queue
+                namespace_id=entry.id,
+                identity=request.identity,
+                sticky_task_queue=request.sticky_task_queue,
+                worker_instance_key=request.worker_instance_key,
             )
-            await self._ctx.matching.CancelOutstandingPolls(internal, deadline=deadline)
+            if request.HasField("worker_heartbeat"):
+                final = wsv1.RecordWorkerHeartbeatRequest(
+                    namespace=request.namespace, identity=request.identity, worker_heartbeat=[request.worker_heartbeat]
+                )
+                heartbeat = ms.RecordWorkerHeartbeatRequest(namespace_id=entry.id, request=final)
+                results = await asyncio.gather(
+                    self._ctx.matching.CancelOutstandingPolls(internal, deadline=deadline),
+                    self._ctx.matching.RecordWorkerHeartbeat(heartbeat, deadline=deadline),
+                    return_exceptions=True,
+                )
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
+            else:
+                await self._ctx.matching.CancelOutstandingPolls(internal, deadline=deadline)
         except ServiceError as err:
             log.warning(
                 "ShutdownWorker could not cancel polls", namespace=request.namespace, error=err.message

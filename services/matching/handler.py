@@ -12,6 +12,7 @@ import structlog
 from temporalio.api.common.v1 import message_pb2 as common_pb
 from temporalio.api.enums.v1 import task_queue_pb2 as tq_enums
 from temporalio.api.taskqueue.v1 import message_pb2 as tq_pb
+from temporalio.api.worker.v1 import message_pb2 as worker_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv
 
 from server.cluster.ring import partition_rpc_name
@@ -23,6 +24,7 @@ from services.matching import metrics
 from services.matching.describe import describe_task_queue
 from services.matching.task_queue import STICKY_UNAVAILABLE, TaskQueueManager, new_task_info
 from services.matching.tasks import MatchTask, TaskSource
+from services.matching.workers import REGISTRY_QUEUE_NAME, list_info
 
 if TYPE_CHECKING:
     from services.matching.service import MatchingService
@@ -204,7 +206,11 @@ class MatchingHandler:
             raise InvalidArgument("namespace_id is required")
         type_label = metrics.task_type_label(key.task_type)
         end = self._poll_end(deadline, max_wait)
-        if self._svc.stopping or end <= time.monotonic():
+        instance_key: str = poll.worker_instance_key
+        if self._svc.stopping or end <= time.monotonic() or (
+            instance_key and self._svc.shutdown_keys.contains(instance_key, self._now())
+        ):
+            # (A worker that called ShutdownWorker gets no more tasks: its late polls answer empty at once.)
             metrics.POLL_OUTCOMES.labels(type_label, "empty").inc()
             return empty()
         self._svc.check_owner(key)
@@ -237,7 +243,7 @@ class MatchingHandler:
                         if task is not None:
                             mgr = oldest
                 if task is None:
-                    task = await mgr.poll(identity, poller_id, end)
+                    task = await mgr.poll(identity, poller_id, end, instance_key)
                 if task is None:
                     metrics.POLL_OUTCOMES.labels(type_label, "empty").inc()
                     return empty()
@@ -357,9 +363,11 @@ class MatchingHandler:
     ) -> mpb.CancelOutstandingPollsResponse:
         """ShutdownWorker: answer the worker's parked polls empty and forget its sticky queue."""
         ended = 0
-        if request.identity:
+        if request.worker_instance_key:
+            self._svc.shutdown_keys.add(request.worker_instance_key, self._now())
+        if request.identity or request.worker_instance_key:
             for mgr in self._svc.managers(request.namespace_id):
-                ended += mgr.end_polls(request.identity)
+                ended += mgr.end_polls(request.identity or None, request.worker_instance_key)
         if request.sticky_task_queue:
             key = TaskQueueKey(request.namespace_id, request.sticky_task_queue, WORKFLOW)
             sticky_mgr = self._svc.loaded(key)
@@ -370,6 +378,7 @@ class MatchingHandler:
         log.info(
             "worker shut down",
             identity=request.identity,
+            worker_instance_key=request.worker_instance_key,
             sticky_task_queue=request.sticky_task_queue,
             polls_ended=ended,
         )
@@ -379,6 +388,60 @@ class MatchingHandler:
         self, request: mpb.DescribeTaskQueueRequest, *, deadline: float | None = None
     ) -> wsv.DescribeTaskQueueResponse:
         return await describe_task_queue(self._svc, request)
+
+    # ------------------------------------------------------------------ worker registry
+
+    def _now(self) -> float:
+        """Seconds on the service's (injected) clock: what registry entries and shutdown keys age by."""
+        return self._svc.clock.now().timestamp()
+
+    def _registry_owner(self, namespace_id: str) -> None:
+        if not namespace_id:
+            raise InvalidArgument("namespace_id is required")
+        self._svc.check_owner(TaskQueueKey(namespace_id, REGISTRY_QUEUE_NAME, 0, 0))
+
+    async def RecordWorkerHeartbeat(
+        self, request: mpb.RecordWorkerHeartbeatRequest, *, deadline: float | None = None
+    ) -> mpb.RecordWorkerHeartbeatResponse:
+        self._registry_owner(request.namespace_id)
+        self._svc.workers.record(request.namespace_id, list(request.request.worker_heartbeat), self._now())
+        return mpb.RecordWorkerHeartbeatResponse()
+
+    async def ListWorkers(
+        self, request: mpb.ListWorkersRequest, *, deadline: float | None = None
+    ) -> wsv.ListWorkersResponse:
+        self._registry_owner(request.namespace_id)
+        public = request.request
+        page = self._svc.workers.list(
+            request.namespace_id,
+            self._now(),
+            query=public.query,
+            page_size=public.page_size,
+            next_page_token=public.next_page_token,
+            include_system=public.include_system_workers,
+        )
+        return wsv.ListWorkersResponse(
+            workers_info=[worker_pb.WorkerInfo(worker_heartbeat=hb) for hb in page.workers],
+            workers=[list_info(hb) for hb in page.workers],
+            next_page_token=page.next_page_token,
+        )
+
+    async def CountWorkers(
+        self, request: mpb.CountWorkersRequest, *, deadline: float | None = None
+    ) -> wsv.CountWorkersResponse:
+        self._registry_owner(request.namespace_id)
+        public = request.request
+        count = self._svc.workers.count(
+            request.namespace_id, self._now(), query=public.query, include_system=public.include_system_workers
+        )
+        return wsv.CountWorkersResponse(count=count)
+
+    async def DescribeWorker(
+        self, request: mpb.DescribeWorkerRequest, *, deadline: float | None = None
+    ) -> wsv.DescribeWorkerResponse:
+        self._registry_owner(request.namespace_id)
+        hb = self._svc.workers.describe(request.namespace_id, request.request.worker_instance_key, self._now())
+        return wsv.DescribeWorkerResponse(worker_info=worker_pb.WorkerInfo(worker_heartbeat=hb))
 
     async def ListTaskQueuePartitions(
         self, request: mpb.ListTaskQueuePartitionsRequest, *, deadline: float | None = None

@@ -21,6 +21,7 @@ class Poller:
 
     identity: str
     poller_id: str
+    worker_instance_key: str = ""
     future: asyncio.Future[MatchTask | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -61,11 +62,18 @@ class PollerQueue:
     def __iter__(self) -> Iterator[Poller]:
         return iter(list(self._q))
 
-    def end(self, identity: str | None = None) -> int:
-        """Answer parked polls (all, or one identity's) with "no task"; returns how many."""
+    def end(self, identity: str | None = None, worker_instance_key: str = "") -> int:
+        """Answer parked polls (all, or one identity's) with "no task"; returns how many. With
+        ``worker_instance_key``: that worker instance's polls, plus ``identity``'s polls that carried no key."""
         ended = 0
         for p in list(self._q):
-            if p.waiting and (identity is None or p.identity == identity):
+            if worker_instance_key:
+                mine = p.worker_instance_key == worker_instance_key or (
+                    not p.worker_instance_key and identity is not None and p.identity == identity
+                )
+            else:
+                mine = identity is None or p.identity == identity
+            if p.waiting and mine:
                 p.future.set_result(None)
                 ended += 1
         self._q = deque(p for p in self._q if p.waiting)

@@ -18,6 +18,7 @@ from services.matching.handler import MatchingHandler
 from services.matching.pollers import Poller
 from services.matching.queries import QueryRegistry
 from services.matching.task_queue import TaskQueueManager
+from services.matching.workers import ShutdownKeys, WorkerRegistry
 
 log = structlog.get_logger("durata.matching")
 
@@ -33,6 +34,9 @@ class MatchingService:
         # HistoryService handler (in-process) or GrpcClient; set by app.py before start().
         self.history_client: Any = None
         self.queries = QueryRegistry()
+        # In memory, like Temporal's: workers re-announce themselves with their next heartbeat.
+        self.workers = WorkerRegistry()
+        self.shutdown_keys = ShutdownKeys()
         self.handler = MatchingHandler(self)
         self._managers: dict[TaskQueueKey, TaskQueueManager] = {}
         self._loading: dict[TaskQueueKey, asyncio.Task[TaskQueueManager]] = {}

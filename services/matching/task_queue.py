@@ -239,7 +239,9 @@ class TaskQueueManager:
             return None
         return self._take()
 
-    async def poll(self, identity: str, poller_id: str, end: float) -> MatchTask | None:
+    async def poll(
+        self, identity: str, poller_id: str, end: float, worker_instance_key: str = ""
+    ) -> MatchTask | None:
         """Wait until a task is available or monotonic time ``end``; None = answer empty."""
         remaining = end - time.monotonic()
         if self.closed or self.lost or remaining <= 0:
@@ -247,7 +249,7 @@ class TaskQueueManager:
         task = self._take()
         if task is not None:
             return task
-        poller = Poller(identity=identity, poller_id=poller_id)
+        poller = Poller(identity=identity, poller_id=poller_id, worker_instance_key=worker_instance_key)
         self._pollers.append(poller)
         fut = poller.future
         try:
@@ -375,8 +377,8 @@ class TaskQueueManager:
     def waiting_pollers(self) -> int:
         return self._pollers.count_waiting()
 
-    def end_polls(self, identity: str | None = None) -> int:
-        return self._pollers.end(identity)
+    def end_polls(self, identity: str | None = None, worker_instance_key: str = "") -> int:
+        return self._pollers.end(identity, worker_instance_key)
 
 
 def new_task_info(

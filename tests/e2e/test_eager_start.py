@@ -63,5 +63,6 @@ async def test_capabilities_say_what_is_served(client: Client) -> None:
     ns = await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace="default"))
     caps = ns.namespace_info.capabilities
     assert caps.sync_update and caps.async_update and caps.eager_workflow_start
-    # Flags core changes behaviour on stay off until Durata serves them.
-    assert not caps.worker_heartbeats and not caps.worker_poll_complete_on_shutdown
+    # Flags core changes behaviour on: on once Durata serves them (the worker registry, ShutdownWorker ending polls).
+    assert caps.worker_heartbeats and caps.worker_poll_complete_on_shutdown
+    assert not caps.poller_autoscaling

@@ -92,7 +92,7 @@ async def test_namespace_lifecycle_over_grpc(endpoint: GrpcEndpoint) -> None:
     assert info.state == ns_enums.NAMESPACE_STATE_REGISTERED
     assert dict(info.data) == {"team": "payments"}
     assert info.id
-    assert not info.capabilities.worker_heartbeats and not info.capabilities.poller_autoscaling
+    assert info.capabilities.worker_heartbeats and not info.capabilities.poller_autoscaling
     assert desc.config.workflow_execution_retention_ttl.seconds == 2 * 86400
     assert desc.config.history_archival_state == ns_enums.ARCHIVAL_STATE_DISABLED
     assert desc.replication_config.active_cluster_name == "active"

@@ -297,7 +297,12 @@ class DurataProcess:
 
             icfg = build_service_config(InternalWorkerConfig, self._section("internal_worker"), "internal_worker")
             client = self._client("frontend", WORKFLOW_SERVICE)
-            self.roles["internal_worker"] = _Role("internal_worker", InternalWorkerService(icfg, client))
+            local_fe = self.roles.get("frontend")
+            operator = (local_fe.service.operator_handler if local_fe is not None
+                        else GrpcClient(self._channel(self.cfg.address_of("frontend")), OPERATOR_SERVICE))
+            self.roles["internal_worker"] = _Role(
+                "internal_worker", InternalWorkerService(icfg, client, operator_client=operator)
+            )
 
     def _wire_cluster(self) -> None:
         """Cluster mode: History and Matching are reached through routers over the membership ring."""

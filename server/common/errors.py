@@ -7,6 +7,8 @@ in-process call and a cross-process call fail the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 from google.protobuf.message import Message
 from temporalio.api.errordetails.v1 import message_pb2 as errordetails
@@ -61,6 +63,20 @@ class AlreadyExists(ServiceError):
 
 class FailedPrecondition(ServiceError):
     code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class NamespaceInvalidState(FailedPrecondition):
+    """A namespace in a state the API does not accept (e.g. DELETED, under its tombstone name)."""
+
+    def __init__(self, namespace: str, state: int, allowed: Sequence[int]) -> None:
+        short = {1: "Registered", 2: "Deprecated", 3: "Deleted"}
+        super().__init__(
+            f"Namespace has invalid state: {short.get(state, str(state))}. "
+            f"Must be {' or '.join(short.get(a, str(a)) for a in allowed)}.",
+            errordetails.NamespaceInvalidStateFailure(
+                namespace=namespace, state=state, allowed_states=list(allowed)  # type: ignore[arg-type]
+            ),
+        )
 
 
 class ResourceExhausted(ServiceError):
@@ -161,6 +177,10 @@ def error_from_status(code: grpc.StatusCode, message: str, detail: Message | Non
     works the same across processes as in one process."""
     if code == grpc.StatusCode.NOT_FOUND and isinstance(detail, errordetails.NamespaceNotFoundFailure):
         cls: type[ServiceError] = NamespaceNotFound
+    elif code == grpc.StatusCode.FAILED_PRECONDITION and isinstance(
+        detail, errordetails.NamespaceInvalidStateFailure
+    ):
+        cls = NamespaceInvalidState
     elif code == grpc.StatusCode.UNAVAILABLE and message.startswith(SHARD_OWNERSHIP_LOST_PREFIX):
         cls = ShardOwnershipLost
     else:

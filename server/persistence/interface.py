@@ -25,6 +25,16 @@ class NamespaceRecord:
     notification_version: int = 0
 
 
+@dataclass(frozen=True)
+class NamespaceExecution:
+    """One run of a namespace, as listed for deletion."""
+
+    shard_id: int
+    workflow_id: str
+    run_id: str
+    state: int  # WorkflowExecutionState
+
+
 class NamespaceStore(Protocol):
     async def create_namespace(self, record: NamespaceRecord) -> None:
         """Raises AlreadyExists (with NamespaceAlreadyExistsFailure) if the name or id is taken."""
@@ -40,6 +50,24 @@ class NamespaceStore(Protocol):
 
     async def update_namespace(self, record: NamespaceRecord, expected_notification_version: int) -> None:
         """Replaces data; sets notification_version = expected + 1. ConditionFailed on a concurrent update."""
+
+    # -- namespace deletion (OperatorService.DeleteNamespace and the internal worker's reclaim)
+
+    async def rename_namespace(
+        self, namespace_id: str, new_name: str, data: bytes, expected_notification_version: int
+    ) -> None:
+        """Set name and data of the namespace ``namespace_id`` in one write (mark DELETED + rename to the
+        tombstone name, which frees the old name at once); notification_version = expected + 1.
+        AlreadyExists if another namespace holds ``new_name``; ConditionFailed on a concurrent update."""
+
+    async def list_namespace_executions(
+        self, namespace_id: str, page_size: int, next_page_token: bytes | None
+    ) -> tuple[list[NamespaceExecution], bytes | None]:
+        """The runs (mutable-state rows) of a namespace on every shard, by (shard_id, workflow_id, run_id);
+        returns (page, token or None at the end). Keyset paging: rows deleted meanwhile are simply skipped."""
+
+    async def delete_namespace(self, namespace_id: str) -> None:
+        """Remove the namespace row and any visibility rows left under its id. Idempotent."""
 
 
 # ---------------------------------------------------------------- cluster metadata

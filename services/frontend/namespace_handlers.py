@@ -20,13 +20,14 @@ from server.common.errors import (
     AlreadyExists,
     ConditionFailed,
     InvalidArgument,
+    NamespaceInvalidState,
     NamespaceNotFound,
     Unavailable,
 )
 from server.persistence.interface import NamespaceRecord
 from services.frontend.base import HandlerBase, log, log_context
 from services.frontend.context import FrontendContext
-from services.frontend.namespace_registry import entry_from_record
+from services.frontend.namespace_registry import ALLOWED_STATES, entry_from_record
 from services.frontend.system_handlers import system_capabilities
 from services.frontend.validation import check_id
 
@@ -105,7 +106,7 @@ async def modify_namespace(
             raise NamespaceNotFound(name)
         entry = entry_from_record(record)
         if entry.state == ns_enums.NAMESPACE_STATE_DELETED:
-            raise NamespaceNotFound(name)
+            raise NamespaceInvalidState(entry.name, entry.state, ALLOWED_STATES)
         desc = wsv1.DescribeNamespaceResponse()
         desc.CopyFrom(entry.description)
         mutate(desc)
@@ -218,10 +219,9 @@ class NamespaceHandlers(HandlerBase):
             raise InvalidArgument("Namespace not set on request.")
         if record is None:
             raise NamespaceNotFound(key)
-        entry = entry_from_record(record)
-        if entry.state == ns_enums.NAMESPACE_STATE_DELETED:
-            raise NamespaceNotFound(key)
-        return with_capabilities(entry.description)
+        # A deleted namespace (under its tombstone name, until the internal worker removes it) is described
+        # with state DELETED, as Temporal does: DescribeNamespace reads the store, not the validated registry.
+        return with_capabilities(entry_from_record(record).description)
 
     async def ListNamespaces(
         self, request: wsv1.ListNamespacesRequest, *, deadline: float | None = None

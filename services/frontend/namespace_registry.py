@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from temporalio.api.enums.v1 import namespace_pb2 as ns_enums
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 
-from server.common.errors import NamespaceNotFound
+from server.common.errors import NamespaceInvalidState, NamespaceNotFound
 from server.persistence.interface import NamespaceRecord, NamespaceStore
+
+# What the namespaced APIs accept (Temporal's default; DeleteNamespace reads the store itself).
+ALLOWED_STATES = (ns_enums.NAMESPACE_STATE_REGISTERED, ns_enums.NAMESPACE_STATE_DEPRECATED)
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,10 @@ class _Cached:
 
 
 class NamespaceRegistry:
-    """Resolves namespace names and ids; unknown or deleted -> ``NamespaceNotFound``."""
+    """Resolves namespace names and ids; unknown -> ``NamespaceNotFound``. A deleted namespace is known only by its
+    tombstone name (DeleteNamespace renames it) and answers ``NamespaceInvalidState``, as Temporal's namespace
+    validator does; it is never cached, and DeleteNamespace drops the live entry from this process's cache at once
+    (other frontends stop serving it when their entry expires, within ``ttl_seconds``)."""
 
     def __init__(self, store: NamespaceStore, ttl_seconds: float) -> None:
         self._store = store
@@ -80,7 +86,7 @@ class NamespaceRegistry:
             raise NamespaceNotFound(key)
         entry = entry_from_record(record)
         if entry.state == ns_enums.NAMESPACE_STATE_DELETED:
-            raise NamespaceNotFound(entry.name)
+            raise NamespaceInvalidState(entry.name, entry.state, ALLOWED_STATES)
         cached = _Cached(entry, time.monotonic() + self._ttl)
         self._by_name[entry.name] = cached
         self._by_id[entry.id] = cached

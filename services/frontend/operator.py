@@ -9,8 +9,9 @@ from temporalio.api.enums.v1 import common_pb2 as common_enums
 from temporalio.api.operatorservice.v1 import request_response_pb2 as opv1
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 
-from server.common.errors import InvalidArgument, NotFound, Unimplemented
+from server.common.errors import InvalidArgument, NotFound
 from services.frontend.context import FrontendContext
+from services.frontend.namespace_delete_handlers import NamespaceDeleteHandlers
 from services.frontend.namespace_handlers import modify_namespace
 from services.frontend.search_attributes import SYSTEM_SEARCH_ATTRIBUTES, custom_attributes, free_column
 from services.frontend.validation import check_id
@@ -18,7 +19,7 @@ from services.frontend.validation import check_id
 IVT = common_enums.IndexedValueType
 
 
-class OperatorHandler:
+class OperatorHandler(NamespaceDeleteHandlers):
     def __init__(self, ctx: FrontendContext) -> None:
         self._ctx = ctx
 
@@ -106,11 +107,4 @@ class OperatorHandler:
                     is_connection_enabled=True,
                 )
             ]
-        )
-
-    async def DeleteNamespace(
-        self, request: opv1.DeleteNamespaceRequest, *, deadline: float | None = None
-    ) -> opv1.DeleteNamespaceResponse:
-        raise Unimplemented(
-            "DeleteNamespace is not supported by Durata yet: deleting a namespace needs its workflows removed first."
         )

@@ -15,6 +15,14 @@ class InternalWorkerConfig:
     retention_delete_concurrency: int = 8
     # Upper bound on deletions per namespace per sweep, so one huge namespace cannot starve the others.
     retention_max_deletes_per_sweep: int = 10_000
+    # Namespace deletion: how often to look for namespaces in the DELETED state, how long to wait after first
+    # seeing one (every frontend's namespace cache must have expired so no new run can start there: keep it above
+    # frontend.namespace_cache_ttl_seconds), and how many reclaim steps (OperatorService.DeleteNamespace on the
+    # tombstone name, up to 100 runs each) to run per namespace per sweep.
+    delete_namespace_enabled: bool = True
+    delete_namespace_interval_seconds: float = 5.0
+    delete_namespace_grace_seconds: float = 5.0
+    delete_namespace_max_steps_per_sweep: int = 50
     # Deadline of each call to the frontend.
     rpc_timeout_seconds: float = 10.0
     identity: str = "durata-internal-worker"

@@ -14,6 +14,7 @@ import structlog
 from server.common.clock import Clock, RealClock
 from server.common.errors import ServiceError
 from services.internal_worker.config import InternalWorkerConfig
+from services.internal_worker.delete_namespace import DeleteNamespaceJob
 from services.internal_worker.retention import RetentionJob
 
 log = structlog.get_logger("durata.internal_worker")
@@ -21,12 +22,18 @@ log = structlog.get_logger("durata.internal_worker")
 
 class InternalWorkerService:
     def __init__(
-        self, config: InternalWorkerConfig, workflow_service_client: Any, clock: Clock | None = None
+        self, config: InternalWorkerConfig, workflow_service_client: Any, clock: Clock | None = None,
+        operator_client: Any = None,
     ) -> None:
+        """``operator_client``: the frontend's OperatorService (namespace deletion); None disables that job."""
         self.config = config
         self.client = workflow_service_client
         self.clock: Clock = clock if clock is not None else RealClock()
         self.retention = RetentionJob(config, workflow_service_client, self.clock)
+        self.delete_namespace = (
+            DeleteNamespaceJob(config, workflow_service_client, operator_client) if operator_client is not None
+            else None
+        )
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -35,6 +42,9 @@ class InternalWorkerService:
         if self.config.retention_enabled:
             self._tasks.append(asyncio.create_task(self._every(self.config.retention_interval_seconds,
                                                                self.retention.sweep, "retention")))
+        if self.config.delete_namespace_enabled and self.delete_namespace is not None:
+            self._tasks.append(asyncio.create_task(self._every(self.config.delete_namespace_interval_seconds,
+                                                               self.delete_namespace.sweep, "delete_namespace")))
         log.info("internal worker started", retention_interval_seconds=self.config.retention_interval_seconds,
                  retention_enabled=self.config.retention_enabled)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from temporalio.api.errordetails.v1 import message_pb2 as errordetails
 
-from server.common.errors import AlreadyExists, ConditionFailed, ShardOwnershipLost
+from server.common.errors import AlreadyExists, ConditionFailed, InvalidArgument, ShardOwnershipLost
 from server.persistence.interface import (
     ClusterMetadata,
+    NamespaceExecution,
     NamespaceRecord,
     ShardRecord,
     TaskQueueKey,
@@ -86,6 +88,68 @@ class SqlNamespaceStore:
                 f"(expected notification version {expected_notification_version})"
             )
         record.notification_version = expected_notification_version + 1
+
+    async def rename_namespace(
+        self, namespace_id: str, new_name: str, data: bytes, expected_notification_version: int
+    ) -> None:
+        async def op(tx: Tx) -> int:
+            # Checked in the transaction so a taken name is AlreadyExists, not a unique-constraint error.
+            taken = await tx.fetchone("SELECT id FROM namespaces WHERE name = ? AND id <> ?", new_name, namespace_id)
+            if taken is not None:
+                raise AlreadyExists(
+                    f"Namespace already exists: {new_name}", errordetails.NamespaceAlreadyExistsFailure()
+                )
+            return await tx.execute(
+                "UPDATE namespaces SET name = ?, data = ?, notification_version = ? "
+                "WHERE id = ? AND notification_version = ?",
+                new_name,
+                data,
+                expected_notification_version + 1,
+                namespace_id,
+                expected_notification_version,
+            )
+
+        if await self._db.run(op) == 0:
+            raise ConditionFailed(
+                f"namespace {namespace_id} was updated concurrently "
+                f"(expected notification version {expected_notification_version})"
+            )
+
+    async def list_namespace_executions(
+        self, namespace_id: str, page_size: int, next_page_token: bytes | None
+    ) -> tuple[list[NamespaceExecution], bytes | None]:
+        size = max(page_size, 1)
+        cols = "shard_id, workflow_id, run_id, state"
+        if next_page_token:
+            try:
+                shard, wf, run = json.loads(next_page_token)
+                after = (int(shard), str(wf), str(run))
+            except (ValueError, TypeError):
+                raise InvalidArgument("Invalid NextPageToken.") from None
+            rows = await self._db.fetch(
+                f"SELECT {cols} FROM executions WHERE namespace_id = ? AND (shard_id > ? OR (shard_id = ? AND "
+                "(workflow_id > ? OR (workflow_id = ? AND run_id > ?)))) "
+                "ORDER BY shard_id, workflow_id, run_id LIMIT ?",
+                namespace_id, after[0], after[0], after[1], after[1], after[2], size + 1,
+            )
+        else:
+            rows = await self._db.fetch(
+                f"SELECT {cols} FROM executions WHERE namespace_id = ? ORDER BY shard_id, workflow_id, run_id LIMIT ?",
+                namespace_id, size + 1,
+            )
+        page = [NamespaceExecution(int(r[0]), r[1], r[2], int(r[3])) for r in rows[:size]]
+        token = None
+        if len(rows) > size:
+            last = page[-1]
+            token = json.dumps([last.shard_id, last.workflow_id, last.run_id]).encode()
+        return page, token
+
+    async def delete_namespace(self, namespace_id: str) -> None:
+        async def op(tx: Tx) -> None:
+            await tx.execute("DELETE FROM executions_visibility WHERE namespace_id = ?", namespace_id)
+            await tx.execute("DELETE FROM namespaces WHERE id = ?", namespace_id)
+
+        await self._db.run(op)
 
 
 class SqlClusterMetadataStore:

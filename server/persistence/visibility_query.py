@@ -31,6 +31,7 @@ STATUS_NAMES: dict[str, int] = {
     "Terminated": 5,
     "ContinuedAsNew": 6,
     "TimedOut": 7,
+    "Paused": 8,  # PauseWorkflowExecution
 }
 
 # Search attribute name -> (SQL expression, kind). Kinds: keyword, int, datetime, status, duration.

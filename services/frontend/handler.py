@@ -7,17 +7,21 @@ from services.frontend.history_reverse_handlers import HistoryReverseHandlers
 from services.frontend.multi_operation_handlers import MultiOperationHandlers
 from services.frontend.namespace_handlers import NamespaceHandlers
 from services.frontend.open_closed_handlers import OpenClosedListHandlers
+from services.frontend.options_handlers import OptionsHandlers
 from services.frontend.reset_handlers import ResetHandlers
 from services.frontend.system_handlers import SystemHandlers
 from services.frontend.task_handlers import TaskHandlers
 from services.frontend.task_queue_partition_handlers import TaskQueuePartitionHandlers
 from services.frontend.visibility_handlers import VisibilityHandlers
+from services.frontend.worker_handlers import WorkerHandlers
 from services.frontend.workflow_handlers import WorkflowHandlers
+from services.frontend.workflow_pause_handlers import WorkflowPauseHandlers
 
 
 class WorkflowServiceHandler(
     SystemHandlers, NamespaceHandlers, WorkflowHandlers, TaskHandlers, VisibilityHandlers,
     MultiOperationHandlers, ResetHandlers, HistoryReverseHandlers, ActivityHandlers, OpenClosedListHandlers,
-    TaskQueuePartitionHandlers,
+    OptionsHandlers,
+    TaskQueuePartitionHandlers, WorkerHandlers, WorkflowPauseHandlers,
 ):
     """RPCs not defined by any group are absent, so the gRPC edge answers them UNIMPLEMENTED."""

@@ -3,9 +3,11 @@ server-side retries invisible in history, heartbeats, cancellation and the four 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
+from google.protobuf import duration_pb2
 from temporalio.api.command.v1 import message_pb2 as command_pb2
 from temporalio.api.common.v1 import message_pb2 as common_pb2
 from temporalio.api.enums.v1 import failed_cause_pb2 as fc
@@ -56,16 +58,64 @@ def default_retry_policy(given: common_pb2.RetryPolicy | None) -> common_pb2.Ret
     return rp
 
 
-def _dur(attrs: object, name: str) -> timedelta:
-    return from_dur(getattr(attrs, name)) if attrs.HasField(name) else ZERO  # type: ignore[attr-defined]
-
-
 _TIMEOUT_FIELDS = (
     ("schedule_to_close_timeout", "ScheduleToCloseTimeout"),
     ("schedule_to_start_timeout", "ScheduleToStartTimeout"),
     ("start_to_close_timeout", "StartToCloseTimeout"),
     ("heartbeat_timeout", "HeartbeatTimeout"),
 )
+
+
+class ActivityOptions(NamedTuple):
+    """Timeouts after normalization (4.2) and the retry policy with its defaults filled."""
+
+    schedule_to_close: timedelta
+    schedule_to_start: timedelta
+    start_to_close: timedelta
+    heartbeat: timedelta
+    retry_policy: common_pb2.RetryPolicy
+
+
+def normalize_activity_options(
+    task_queue: str,
+    timeouts: Sequence[duration_pb2.Duration | None],
+    retry_policy: common_pb2.RetryPolicy | None,
+    run_timeout: timedelta,
+) -> ActivityOptions:
+    """The checks of a ScheduleActivityTask command on its options (also applied to UpdateActivityOptions);
+    ``timeouts`` are schedule-to-close, schedule-to-start, start-to-close and heartbeat (None = unset).
+    Raises ValueError with the text the client sees."""
+    if not task_queue:
+        raise ValueError("missing task queue name")
+    for d, (_, label) in zip(timeouts, _TIMEOUT_FIELDS, strict=True):
+        reason = validate_and_cap(d) if d is not None else None
+        if reason is not None:
+            raise ValueError(f"invalid {label}: {reason}")
+    if retry_policy is not None:
+        for field, label in (("initial_interval", "InitialInterval"), ("maximum_interval", "MaximumInterval")):
+            reason = validate_and_cap(getattr(retry_policy, field))
+            if reason is not None:
+                raise ValueError(f"invalid {label}: {reason}")
+    s2c, s2s, stc, hb = (from_dur(d) if d is not None else ZERO for d in timeouts)
+    if min(s2c, s2s, stc, hb) < ZERO:
+        raise ValueError("Activity timeouts cannot be negative.")
+    if s2c > ZERO:
+        s2s = min(s2s, s2c) if s2s > ZERO else s2c
+        stc = min(stc, s2c) if stc > ZERO else s2c
+    elif stc > ZERO:
+        s2c = run_timeout
+        if s2s <= ZERO:
+            s2s = run_timeout
+    else:
+        raise ValueError("A valid StartToClose or ScheduleToCloseTimeout is not set on ScheduleActivityTaskCommand.")
+    if run_timeout > ZERO:
+        s2c = min(s2c, run_timeout) if s2c > ZERO else run_timeout
+        s2s = min(s2s, run_timeout) if s2s > ZERO else run_timeout
+        stc = min(stc, run_timeout) if stc > ZERO else run_timeout
+        hb = min(hb, run_timeout)
+    if stc > ZERO:
+        hb = min(hb, stc)
+    return ActivityOptions(s2c, s2s, stc, hb, default_retry_policy(retry_policy))
 
 
 def schedule_activity(
@@ -84,41 +134,14 @@ def schedule_activity(
                 fc.WORKFLOW_TASK_FAILED_CAUSE_SCHEDULE_ACTIVITY_DUPLICATE_ID,
                 f"Activity with id {attrs.activity_id} is already running.",
             )
-    if not attrs.task_queue.name:
-        raise CommandError(cause, "missing task queue name")
-    for field, label in _TIMEOUT_FIELDS:
-        reason = validate_and_cap(getattr(attrs, field))
-        if reason is not None:
-            raise CommandError(cause, f"invalid {label}: {reason}")
-    if attrs.HasField("retry_policy"):
-        for field, label in (("initial_interval", "InitialInterval"), ("maximum_interval", "MaximumInterval")):
-            reason = validate_and_cap(getattr(attrs.retry_policy, field))
-            if reason is not None:
-                raise CommandError(cause, f"invalid {label}: {reason}")
-    s2c, s2s, stc, hb = (_dur(attrs, n) for n in (
-        "schedule_to_close_timeout", "schedule_to_start_timeout", "start_to_close_timeout", "heartbeat_timeout"))
-    if min(s2c, s2s, stc, hb) < ZERO:
-        raise CommandError(cause, "Activity timeouts cannot be negative.")
     run_timeout = from_dur(r.workflow_run_timeout) if r.HasField("workflow_run_timeout") else ZERO
-    # Normalization (4.2).
-    if s2c > ZERO:
-        s2s = min(s2s, s2c) if s2s > ZERO else s2c
-        stc = min(stc, s2c) if stc > ZERO else s2c
-    elif stc > ZERO:
-        s2c = run_timeout
-        if s2s <= ZERO:
-            s2s = run_timeout
-    else:
-        raise CommandError(cause, "A valid StartToClose or ScheduleToCloseTimeout is not set on ScheduleActivityTaskCommand.")
-    if run_timeout > ZERO:
-        s2c = min(s2c, run_timeout) if s2c > ZERO else run_timeout
-        s2s = min(s2s, run_timeout) if s2s > ZERO else run_timeout
-        stc = min(stc, run_timeout) if stc > ZERO else run_timeout
-        hb = min(hb, run_timeout)
-    if stc > ZERO:
-        hb = min(hb, stc)
     try:
-        retry = default_retry_policy(attrs.retry_policy if attrs.HasField("retry_policy") else None)
+        s2c, s2s, stc, hb, retry = normalize_activity_options(
+            attrs.task_queue.name,
+            [getattr(attrs, f) if attrs.HasField(f) else None for f, _ in _TIMEOUT_FIELDS],  # type: ignore[arg-type]
+            attrs.retry_policy if attrs.HasField("retry_policy") else None,
+            run_timeout,
+        )
     except ValueError as e:
         raise CommandError(cause, str(e)) from None
     queue = attrs.task_queue.name or r.task_queue
@@ -152,6 +175,7 @@ def schedule_activity(
         retry_policy=retry,
         attempt=1,
         stamp=ms.next_stamp(),
+        priority=attrs.priority if attrs.HasField("priority") else None,
     )
     r.activities[ev.event_id].CopyFrom(info)
     if not eager:
@@ -350,6 +374,7 @@ def _retry(ms: MutableState, info: state_pb2.ActivityInfo, failure: failure_pb2.
     info.ClearField("started_time")
     info.started_request_id = ""
     info.last_failure.CopyFrom(failure)
+    info.last_attempt_complete_time.CopyFrom(to_ts(ms.now))
     info.current_attempt_scheduled_time.CopyFrom(to_ts(ms.now + backoff))
     if info.reset_heartbeats:  # ResetActivity(reset_heartbeat) applies to the next attempt
         info.ClearField("heartbeat_details")
@@ -431,30 +456,53 @@ def timeout_activity(ms: MutableState, info: state_pb2.ActivityInfo, timeout_typ
     return False
 
 
+def timeout_deadline(info: state_pb2.ActivityInfo, timeout_type: int) -> datetime | None:
+    """When the timeout of that type expires by the activity's stored options (None: no such timeout);
+    UpdateActivityOptions changes them, so a timer re-checks this rather than trusting its own fire time."""
+    if timeout_type == TO.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE:
+        since, d = from_ts(info.scheduled_time), info.schedule_to_close_timeout
+    elif timeout_type == TO.TIMEOUT_TYPE_SCHEDULE_TO_START:
+        since, d = from_ts(info.current_attempt_scheduled_time), info.schedule_to_start_timeout
+    elif timeout_type == TO.TIMEOUT_TYPE_START_TO_CLOSE:
+        since, d = from_ts(info.started_time), info.start_to_close_timeout
+    else:
+        since, d = from_ts(info.started_time), info.heartbeat_timeout
+        if info.HasField("last_heartbeat_time"):
+            since = max(since, from_ts(info.last_heartbeat_time))
+    dur = from_dur(d)
+    return since + dur if dur > ZERO else None
+
+
+def arm_timeout(ms: MutableState, info: state_pb2.ActivityInfo, timeout_type: int, when: datetime) -> None:
+    """A timeout timer of the current attempt (schedule-to-close spans all attempts, so it carries none)."""
+    if timeout_type == TO.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE:
+        ms.add_timer_task(T.HISTORY_TASK_TYPE_ACTIVITY_TIMEOUT, when, event_id=info.scheduled_event_id, timeout_type=timeout_type)
+    else:
+        ms.add_timer_task(
+            T.HISTORY_TASK_TYPE_ACTIVITY_TIMEOUT, when, event_id=info.scheduled_event_id, attempt=info.attempt, stamp=info.stamp,
+            timeout_type=timeout_type,
+        )
+
+
 def activity_timer_fired(ms: MutableState, task: state_pb2.HistoryTaskInfo) -> None:
     """Re-validate an ACTIVITY_TIMEOUT task against mutable state (invariant 5) and apply it."""
     info = ms.record.activities.get(task.event_id)
     if info is None or not ms.running:
         return
     tt = task.timeout_type
-    if tt == TO.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE:
+    if tt != TO.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE:
+        if task.attempt != info.attempt or task.stamp != info.stamp:
+            return
+        if info.started != (tt != TO.TIMEOUT_TYPE_SCHEDULE_TO_START):
+            return
+    deadline = timeout_deadline(info, tt)
+    if deadline is None:
+        return  # the timeout was removed (UpdateActivityOptions)
+    if deadline > ms.now:
+        arm_timeout(ms, info, tt, deadline)  # heartbeats arrived or the timeout was lengthened: check again later
+        ms.dirty = True
+    else:
         timeout_activity(ms, info, tt)
-        return
-    if task.attempt != info.attempt or task.stamp != info.stamp:
-        return
-    if tt == TO.TIMEOUT_TYPE_SCHEDULE_TO_START and not info.started:
-        timeout_activity(ms, info, tt)
-    elif tt == TO.TIMEOUT_TYPE_START_TO_CLOSE and info.started:
-        timeout_activity(ms, info, tt)
-    elif tt == TO.TIMEOUT_TYPE_HEARTBEAT and info.started:
-        last = from_ts(info.started_time)
-        if info.HasField("last_heartbeat_time"):
-            last = max(last, from_ts(info.last_heartbeat_time))
-        deadline = last + from_dur(info.heartbeat_timeout)
-        if deadline > ms.now:
-            _arm_heartbeat(ms, info, last)  # heartbeats arrived meanwhile: check again later
-        else:
-            timeout_activity(ms, info, tt)
 
 
 def heartbeat(ms: MutableState, info: state_pb2.ActivityInfo, details: common_pb2.Payloads | None, identity: str) -> bool:
@@ -491,3 +539,34 @@ def request_cancel(ms: MutableState, scheduled_event_id: int, wft_completed_id: 
     )
     del ms.record.activities[scheduled_event_id]
     return True
+
+
+def restore_scheduled_activity(ms: MutableState, ev: history_pb2.HistoryEvent, cancel_requested_event_id: int = 0) -> None:
+    """An activity a reset run inherits from its copied history, pending at the cut: scheduled anew now (as
+    Temporal's resetter moves its scheduled time), first attempt, dispatched again with its timeouts."""
+    a = ev.activity_task_scheduled_event_attributes
+    info = state_pb2.ActivityInfo(
+        scheduled_event_id=ev.event_id,
+        activity_id=a.activity_id,
+        activity_type=a.activity_type.name,
+        task_queue=a.task_queue.name,
+        scheduled_time=to_ts(ms.now),
+        current_attempt_scheduled_time=to_ts(ms.now),
+        schedule_to_close_timeout=a.schedule_to_close_timeout,
+        schedule_to_start_timeout=a.schedule_to_start_timeout,
+        start_to_close_timeout=a.start_to_close_timeout,
+        heartbeat_timeout=a.heartbeat_timeout,
+        retry_policy=a.retry_policy if a.HasField("retry_policy") else None,
+        attempt=1,
+        stamp=ms.next_stamp(),
+        priority=a.priority if a.HasField("priority") else None,
+        cancel_requested=bool(cancel_requested_event_id),
+        cancel_requested_event_id=cancel_requested_event_id,
+    )
+    ms.record.activities[ev.event_id].CopyFrom(info)
+    _dispatch_attempt(ms, ms.record.activities[ev.event_id])
+    s2c = from_dur(a.schedule_to_close_timeout)
+    if s2c > ZERO:
+        ms.add_timer_task(
+            T.HISTORY_TASK_TYPE_ACTIVITY_TIMEOUT, ms.now + s2c, event_id=ev.event_id, timeout_type=TO.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE
+        )

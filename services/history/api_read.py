@@ -19,7 +19,7 @@ from server.gen.durata.internal.history.v1 import service_pb2 as hs
 from server.gen.durata.internal.matching.v1 import service_pb2 as ms_pb2
 
 from . import children
-from .api import activity_pause
+from .api import activity_options, activity_pause, workflow_pause
 from .api_workflow import resolve_run_id
 from .engine import Engine
 from .mutable_state import MutableState, from_dur, from_ts
@@ -69,6 +69,12 @@ async def get_history(engine: Engine, req: hs.GetWorkflowExecutionHistoryRequest
         while ms.running and r.wait_new_event and time.monotonic() < end:
             await _wait_change(engine, key, end)
             ms = await _load(shard, ns_id, wf_id, run_id)
+        if ms.paused and not r.wait_new_event:
+            # Temporal counts a paused run as not running here and answers its last event (`temporal workflow
+            # describe` needs an answer); a long poll still waits for the real close event.
+            last = ms.record.next_event_id - 1
+            events = await engine.read_events(shard, ns_id, wf_id, run_id, last, last + 1)
+            return ws.GetWorkflowExecutionHistoryResponse(history=history_pb2.History(events=events))
         if ms.running:
             tok = b""
             if r.wait_new_event:
@@ -127,6 +133,12 @@ async def describe(engine: Engine, req: hs.DescribeWorkflowExecutionRequest) -> 
     info.state_transition_count = r.state_transition_count
     info.history_size_bytes = r.history_size_bytes
     info.first_run_id = r.first_execution_run_id
+    if r.auto_reset_points.points:
+        info.auto_reset_points.CopyFrom(r.auto_reset_points)
+    if r.HasField("priority"):
+        info.priority.CopyFrom(r.priority)
+    if r.HasField("versioning_override"):
+        info.versioning_info.versioning_override.CopyFrom(r.versioning_override)
     if r.HasField("parent"):
         info.parent_namespace_id = r.parent.namespace_id
         info.parent_execution.workflow_id = r.parent.workflow_id
@@ -136,6 +148,7 @@ async def describe(engine: Engine, req: hs.DescribeWorkflowExecutionRequest) -> 
     else:
         info.root_execution.CopyFrom(info.execution)
     children.describe_pending_children(ms, resp)
+    workflow_pause.describe_pause(ms, resp)
     if not ms.running:
         info.close_time.CopyFrom(r.close_time)
         info.execution_duration.FromTimedelta(from_ts(r.close_time) - from_ts(r.execution_time))
@@ -155,6 +168,7 @@ async def describe(engine: Engine, req: hs.DescribeWorkflowExecutionRequest) -> 
             else PA.PENDING_ACTIVITY_STATE_SCHEDULED
         )
         activity_pause.describe_pause(a, pa)
+        activity_options.describe_options(ms, a, pa)
         if a.HasField("heartbeat_details"):
             pa.heartbeat_details.CopyFrom(a.heartbeat_details)
         if a.HasField("last_heartbeat_time"):
@@ -195,6 +209,8 @@ async def query(engine: Engine, req: hs.QueryWorkflowRequest, deadline: float | 
         or (cond == query_enums.QUERY_REJECT_CONDITION_NOT_COMPLETED_CLEANLY and rec.status != ST.WORKFLOW_EXECUTION_STATUS_COMPLETED)
     ):
         return ws.QueryWorkflowResponse(query_rejected=query_pb2.QueryRejected(status=rec.status))  # type: ignore[arg-type]
+    if ms.paused:  # PauseWorkflowExecution: every query is rejected with status PAUSED, as Temporal does
+        return ws.QueryWorkflowResponse(query_rejected=query_pb2.QueryRejected(status=ST.WORKFLOW_EXECUTION_STATUS_PAUSED))
     if rec.last_completed_wft_started_event_id == 0 and not ms.running:
         raise FailedPrecondition("Workflow closed before its first workflow task completed.", errordetails.WorkflowNotReadyFailure())
     if ms.running and rec.wft_backoff_pending:

@@ -305,7 +305,7 @@ def _activity_task(
         start_to_close_timeout=info.start_to_close_timeout,
         heartbeat_timeout=info.heartbeat_timeout,
         retry_policy=info.retry_policy,
-        priority=a.priority,
+        priority=info.priority if info.HasField("priority") else a.priority,  # UpdateActivityOptions may change it
     )
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import time
 
 from temporalio.api.common.v1 import message_pb2 as common_pb2
+from temporalio.api.failure.v1 import message_pb2 as failure_pb2
 from temporalio.api.update.v1 import message_pb2 as update_pb2
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from server.common.errors import InvalidArgument, NotFound
 from server.gen.durata.internal.history.v1 import service_pb2 as hs
 
+from .api import workflow_pause
 from .api_workflow import resolve_run_id
 from .engine import Engine
 from .mutable_state import MutableState
@@ -70,11 +72,24 @@ async def _wait(
             return current, None
         if not ms.running:
             engine.updates.remove(key, update_id)
+            if current >= ACCEPTED:  # accepted, never completed: the run closed under it (Temporal's abort)
+                return COMPLETED, accepted_update_completed_workflow()
             raise NotFound("workflow execution already completed")
         left = end - time.monotonic()
         if left <= 0:
             return current, None
         await engine.notifier.wait(key, min(POLL_SLICE, left))
+
+
+def accepted_update_completed_workflow() -> update_pb2.Outcome:
+    """The outcome of an update accepted by a run that then closed without completing it."""
+    return update_pb2.Outcome(failure=failure_pb2.Failure(
+        message="Workflow Update failed because the Workflow completed before the Update completed.",
+        source="Server",
+        application_failure_info=failure_pb2.ApplicationFailureInfo(
+            type="AcceptedUpdateCompletedWorkflow", non_retryable=True
+        ),
+    ))
 
 
 def _response(key: RunKey, update_id: str, stage: int, outcome: update_pb2.Outcome | None) -> ws.UpdateWorkflowExecutionResponse:
@@ -99,6 +114,7 @@ async def update_workflow(engine: Engine, req: hs.UpdateWorkflowExecutionRequest
     ms = await _load(shard, key)
     if r.first_execution_run_id and ms.record.first_execution_run_id != r.first_execution_run_id:
         raise NotFound("workflow execution not found")  # Temporal's text for a first_execution_run_id mismatch
+    workflow_pause.check_update_allowed(ms)  # a paused run takes no updates (FAILED_PRECONDITION)
     stage = r.wait_policy.lifecycle_stage or ADMITTED
     end = _budget(engine, deadline)
     entry = engine.updates.get(key, update_id)
@@ -111,6 +127,7 @@ async def update_workflow(engine: Engine, req: hs.UpdateWorkflowExecutionRequest
         def ensure_delivery(m: MutableState) -> None:
             if not m.running:
                 raise NotFound("workflow execution already completed")
+            workflow_pause.check_update_allowed(m)
             m.ensure_workflow_task(speculative=True)
 
         try:

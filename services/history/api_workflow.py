@@ -3,7 +3,6 @@ request, terminate, delete."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 
 from temporalio.api.common.v1 import message_pb2 as common_pb2
@@ -13,6 +12,7 @@ from temporalio.api.history.v1 import message_pb2 as history_pb2
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from server.common.errors import AlreadyExists, CurrentRunConflict, InvalidArgument, NotFound, Unavailable
+from server.common.ids import new_run_id
 from server.gen.durata.internal.history.v1 import state_pb2
 from server.persistence.interface import CurrentExecutionRecord, CurrentRunMode, HistoryTask, TaskCategory
 
@@ -83,7 +83,7 @@ async def start_workflow(
 
     def fresh() -> MutableState:
         ms = workflow_ops.new_run(
-            req, namespace_id, str(uuid.uuid4()), engine.clock.now(), engine.config, ns.retention, signal, parent=parent
+            req, namespace_id, new_run_id(), engine.clock.now(), engine.config, ns.retention, signal, parent=parent
         )
         if on_new_run is not None:
             on_new_run(ms)

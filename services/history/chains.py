@@ -15,8 +15,9 @@ from temporalio.api.history.v1 import message_pb2 as history_pb2
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from server.common.errors import InvalidArgument
+from server.common.ids import new_run_id
 
-from . import cron
+from . import cron, reset_points
 from .activities import CommandError
 from .config import HistoryConfig
 from .mutable_state import MutableState, from_dur, from_ts
@@ -88,7 +89,8 @@ def _chain(ms: MutableState, attempt: int, initiator: int, backoff: timedelta, *
 
 def _attach(ms: MutableState, req: ws.StartWorkflowExecutionRequest, chain: Chain, config: HistoryConfig) -> str:
     parent = ms.record.parent if ms.record.HasField("parent") else None
-    nxt = new_run(req, ms.record.namespace_id, str(uuid.uuid4()), ms.now, config, ms.retention, chain=chain, parent=parent)
+    nxt = new_run(req, ms.record.namespace_id, new_run_id(), ms.now, config, ms.retention, chain=chain, parent=parent)
+    reset_points.roll_over(ms.record, nxt.record, ms.now, ms.retention)
     ms.new_run = nxt
     return nxt.record.run_id
 

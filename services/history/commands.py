@@ -4,7 +4,6 @@ have their own modules."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from temporalio.api.command.v1 import message_pb2 as command_pb2
@@ -22,7 +21,7 @@ from server.persistence.interface import TaskCategory
 from . import activities, chains, children, external
 from .activities import CommandError
 from .config import HistoryConfig
-from .mutable_state import MutableState, T, from_dur, to_ts
+from .mutable_state import MutableState, T, from_dur, from_ts, to_ts
 from .updates import ProtocolContext
 
 CT = command_type_pb2.CommandType
@@ -195,12 +194,8 @@ def start_timer(
             fc.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES,
             f"An invalid StartToFireTimeout is set on StartTimerCommand: {reason}. TimerId={shorten(a.timer_id)}",
         )
+    # A zero (or unset) duration is a timer that fires at once, as on Temporal 1.32 (``workflow.sleep(0)``).
     duration = from_dur(a.start_to_fire_timeout)
-    if duration <= timedelta(0):
-        raise CommandError(
-            fc.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES,
-            "A valid StartToFireTimeout is not set on StartTimerCommand.",
-        )
     ev = ms.append(
         history_pb2.TimerStartedEventAttributes(
             timer_id=a.timer_id, start_to_fire_timeout=a.start_to_fire_timeout, workflow_task_completed_event_id=completed_id
@@ -212,6 +207,16 @@ def start_timer(
     )
     ms.add_timer_task(T.HISTORY_TASK_TYPE_USER_TIMER, fire, event_id=ev.event_id, timer_id=a.timer_id)
     return ev
+
+
+def restore_timer(ms: MutableState, ev: history_pb2.HistoryEvent) -> None:
+    """A timer a reset run inherits from its copied history: due when the original was (at once if that passed)."""
+    a = ev.timer_started_event_attributes
+    fire = from_ts(ev.event_time) + from_dur(a.start_to_fire_timeout)
+    ms.record.timers[a.timer_id].CopyFrom(
+        state_pb2.TimerInfo(timer_id=a.timer_id, started_event_id=ev.event_id, expiry_time=to_ts(fire))
+    )
+    ms.add_timer_task(T.HISTORY_TASK_TYPE_USER_TIMER, max(fire, ms.now), event_id=ev.event_id, timer_id=a.timer_id)
 
 
 def cancel_timer(ms: MutableState, timer_id: str, completed_id: int, identity: str) -> history_pb2.HistoryEvent:

@@ -16,6 +16,9 @@ class HistoryConfig:
     history_long_poll_seconds: float = 20.0
     default_history_page_size: int = 256
     default_workflow_task_timeout_seconds: float = 10.0
+    # A workflow task's Started event suggests continue-as-new from this many events or bytes of history on.
+    suggest_continue_as_new_history_count: int = 4 * 1024
+    suggest_continue_as_new_history_size_bytes: int = 4 * 1024 * 1024
     max_workflow_task_timeout_seconds: float = 120.0
     # How many times a transaction is retried after an optimistic-concurrency conflict.
     condition_retries: int = 5

@@ -8,7 +8,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from server.gen.durata.internal.history.v1 import service_pb2 as hs
 
 from . import api_internal, api_read, api_tasks, api_updates, api_workflow
-from .api import activity_pause, reset, sticky
+from .api import activity_options, activity_pause, reset, sticky, workflow_options, workflow_pause
 from .api.eager_start import EagerStart
 from .engine import Engine
 
@@ -79,6 +79,28 @@ class HistoryHandler:
     async def ResetActivity(self, request: hs.ResetActivityRequest, *, deadline: float | None = None) -> ws.ResetActivityResponse:
         await activity_pause.reset_activity(self._e, request.namespace_id, request.request)
         return ws.ResetActivityResponse()
+
+    async def UpdateActivityOptions(
+        self, request: hs.UpdateActivityOptionsRequest, *, deadline: float | None = None
+    ) -> ws.UpdateActivityOptionsResponse:
+        return await activity_options.update_activity_options(self._e, request.namespace_id, request.request)
+
+    async def UpdateWorkflowExecutionOptions(
+        self, request: hs.UpdateWorkflowExecutionOptionsRequest, *, deadline: float | None = None
+    ) -> ws.UpdateWorkflowExecutionOptionsResponse:
+        return await workflow_options.update_workflow_options(self._e, request.namespace_id, request.request)
+
+    async def PauseWorkflowExecution(
+        self, request: hs.PauseWorkflowExecutionRequest, *, deadline: float | None = None
+    ) -> ws.PauseWorkflowExecutionResponse:
+        await workflow_pause.pause_workflow(self._e, request.namespace_id, request.request)
+        return ws.PauseWorkflowExecutionResponse()
+
+    async def UnpauseWorkflowExecution(
+        self, request: hs.UnpauseWorkflowExecutionRequest, *, deadline: float | None = None
+    ) -> ws.UnpauseWorkflowExecutionResponse:
+        await workflow_pause.unpause_workflow(self._e, request.namespace_id, request.request)
+        return ws.UnpauseWorkflowExecutionResponse()
 
     async def DeleteWorkflowExecution(
         self, request: hs.DeleteWorkflowExecutionRequest, *, deadline: float | None = None

@@ -87,6 +87,10 @@ class MutableState:
     new_run: MutableState | None = None
     # initiated id -> event id of ChildWorkflowExecutionStarted events flushed in this transaction.
     _child_started_ids: dict[int, int] = field(default_factory=dict)
+    # When a workflow task's Started event tells the SDK to continue as new (Temporal's
+    # limit.historyCount/historySize.suggestContinueAsNew; the shard sets them from the history config).
+    suggest_can_events: int = 4 * 1024
+    suggest_can_bytes: int = 4 * 1024 * 1024
 
     # ------------------------------------------------------------------ basics
 
@@ -97,6 +101,11 @@ class MutableState:
     @property
     def running(self) -> bool:
         return self.record.state != STATE_COMPLETED
+
+    @property
+    def paused(self) -> bool:
+        """PauseWorkflowExecution holds the run back: no workflow task is scheduled until it is unpaused."""
+        return self.running and self.record.status == wf_enums.WORKFLOW_EXECUTION_STATUS_PAUSED
 
     @property
     def wft(self) -> state_pb2.WorkflowTaskInfo:
@@ -187,6 +196,8 @@ class MutableState:
     def schedule_workflow_task(self, attempt: int = 1, *, speculative: bool = False) -> None:
         """Create the (single) pending WFT; attempt > 1 makes it transient (events not written, 3.3), and so
         does ``speculative`` (an update's own WFT, whose events are written only if the update is accepted)."""
+        if self.paused:
+            return  # UnpauseWorkflowExecution schedules it (api/workflow_pause.py)
         r = self.record
         queue = self.sticky_task_queue() or self.normal_task_queue()
         timeout = r.workflow_task_timeout
@@ -273,11 +284,20 @@ class MutableState:
 
     def _wft_started_attrs(self) -> history_pb2.WorkflowTaskStartedEventAttributes:
         wt = self.wft
+        # The count is the Started event's own id, the size what is written so far (close enough, as Temporal's).
+        count = wt.started_event_id or self.record.next_event_id
+        reasons = []
+        if self.record.history_size_bytes >= self.suggest_can_bytes:
+            reasons.append(wf_enums.SUGGEST_CONTINUE_AS_NEW_REASON_HISTORY_SIZE_TOO_LARGE)
+        if count >= self.suggest_can_events:
+            reasons.append(wf_enums.SUGGEST_CONTINUE_AS_NEW_REASON_TOO_MANY_HISTORY_EVENTS)
         return history_pb2.WorkflowTaskStartedEventAttributes(
             scheduled_event_id=wt.scheduled_event_id,
             identity=wt.started_identity,
             request_id=wt.request_id,
             history_size_bytes=self.record.history_size_bytes,
+            suggest_continue_as_new=bool(reasons),
+            suggest_continue_as_new_reasons=reasons,
         )
 
     def transient_events(self) -> list[history_pb2.HistoryEvent]:

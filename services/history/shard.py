@@ -188,7 +188,10 @@ class ShardContext:
         copy = state_pb2.MutableState()
         copy.CopyFrom(cached.record)
         ns = await self.namespaces.get(namespace_id)
-        return MutableState(copy, self.clock.now(), cached.db_record_version, ns.retention, ns.name)
+        ms = MutableState(copy, self.clock.now(), cached.db_record_version, ns.retention, ns.name)
+        ms.suggest_can_events = self.config.suggest_continue_as_new_history_count
+        ms.suggest_can_bytes = self.config.suggest_continue_as_new_history_size_bytes
+        return ms
 
     async def current_run_id(self, namespace_id: str, workflow_id: str) -> str | None:
         cur = await self.persistence.executions.get_current_execution(self.shard_id, namespace_id, workflow_id)

@@ -67,6 +67,8 @@ async def handle_transfer(engine: Engine, shard: ShardContext, task: HistoryTask
         act = ms.record.activities.get(info.event_id)
         if act is None or act.attempt != info.attempt or act.stamp != info.stamp or act.started:
             return
+        if ms.paused:
+            return  # PauseWorkflowExecution: UnpauseWorkflowExecution dispatches the attempt again
         await engine.matching.AddActivityTask(
             matching_pb2.AddActivityTaskRequest(
                 namespace_id=task.namespace_id,
@@ -150,6 +152,8 @@ async def handle_timer(engine: Engine, shard: ShardContext, task: HistoryTask) -
         def fn(ms: MutableState) -> None:
             act = ms.record.activities.get(info.event_id)
             if ms.running and act is not None and act.attempt == info.attempt and act.stamp == info.stamp and not act.started:
+                if ms.paused:
+                    return  # PauseWorkflowExecution: UnpauseWorkflowExecution schedules the attempt again
                 activities.retry_timer_fired(ms, act)
     else:
         return

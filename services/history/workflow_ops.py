@@ -145,13 +145,20 @@ def new_run(
         r.execution_expiration_time.CopyFrom(to_ts(chain.expiration_time))
     elif exec_timeout > ZERO:
         r.execution_expiration_time.CopyFrom(to_ts(now + exec_timeout))
+    if req.HasField("priority"):
+        r.priority.CopyFrom(req.priority)
+    if req.HasField("versioning_override"):
+        r.versioning_override.CopyFrom(req.versioning_override)
     ms = MutableState(r, now, retention=retention)
+    ms.suggest_can_events = config.suggest_continue_as_new_history_count
+    ms.suggest_can_bytes = config.suggest_continue_as_new_history_size_bytes
     started = history_pb2.WorkflowExecutionStartedEventAttributes(
         workflow_type=req.workflow_type,
         task_queue=ms.normal_task_queue(),
         input=req.input if req.HasField("input") else None,
-        workflow_execution_timeout=to_dur(exec_timeout),
-        workflow_run_timeout=to_dur(run_timeout),
+        # Unset rather than zero when there is none, as Temporal writes it: SDKs read "no timeout" from absence.
+        workflow_execution_timeout=to_dur(exec_timeout) if exec_timeout > ZERO else None,
+        workflow_run_timeout=to_dur(run_timeout) if run_timeout > ZERO else None,
         workflow_task_timeout=to_dur(task_timeout),
         original_execution_run_id=run_id,
         identity=req.identity,
@@ -165,6 +172,7 @@ def new_run(
         header=req.header if req.HasField("header") else None,
         workflow_id=req.workflow_id,
         priority=req.priority if req.HasField("priority") else None,
+        versioning_override=req.versioning_override if req.HasField("versioning_override") else None,
         cron_schedule=req.cron_schedule,
     )
     started.task_queue.kind = task_queue_pb2.TASK_QUEUE_KIND_NORMAL

@@ -16,7 +16,9 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from server.gen.durata.internal.common.v1 import tokens_pb2
 from server.gen.durata.internal.history.v1 import state_pb2
 
+from . import reset_points
 from .activities import CommandError, start_eager
+from .api import workflow_pause
 from .commands import CLOSE_COMMANDS, apply_commands
 from .config import HistoryConfig
 from .mutable_state import MutableState
@@ -66,6 +68,7 @@ def complete_workflow_task(
     """Apply a completion atomically: on a rejected command, discard everything and fail the WFT instead.
     ``known_updates``: requests of the run's in-flight updates; ``updates_waiting``: updates were admitted
     that no WFT delivered yet (they need a new WFT)."""
+    workflow_pause.check_completion_allowed(ms, req)  # paused: no force_create_new_workflow_task
     snapshot = state_pb2.MutableState()
     snapshot.CopyFrom(ms.record)
     try:
@@ -109,6 +112,7 @@ def _apply_completion(
             started_event_id=wt.started_event_id,
             identity=req.identity,
             binary_checksum=req.binary_checksum,
+            worker_version=req.worker_version_stamp if req.HasField("worker_version_stamp") else None,
             sdk_metadata=req.sdk_metadata if req.HasField("sdk_metadata") else None,
             metering_metadata=req.metering_metadata if req.HasField("metering_metadata") else None,
             versioning_behavior=req.versioning_behavior,
@@ -116,6 +120,7 @@ def _apply_completion(
     )
     ms.clear_workflow_task()
     r.last_completed_wft_started_event_id = wt.started_event_id
+    reset_points.add_from_completion(ms, req, completed.event_id)
     _apply_sticky(ms, req)
     protocol = ProtocolContext.of(list(req.messages), known_updates or {})
     eager_ids: list[int] = []
@@ -123,6 +128,9 @@ def _apply_completion(
     protocol.remaining(ms, completed.event_id)
     if not ms.running:
         return CompletionResult(closed=True, update_effects=protocol.effects)
+    if ms.paused:  # PauseWorkflowExecution: nothing new is dispatched, eager or not, until the unpause
+        eager_ids = []
+        workflow_pause.hold_activities(ms)
     eager = _start_eager(ms, eager_ids, req.identity)
     _schedule_next(ms, req.force_create_new_workflow_task or force, updates_waiting)
     return CompletionResult(new_wft_scheduled=ms.wft_scheduled, update_effects=protocol.effects, eager_activities=eager)

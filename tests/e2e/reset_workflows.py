@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 from temporalio import workflow
 
 
@@ -20,3 +23,25 @@ class CollectSignals:
     async def run(self, want: int) -> list[str]:
         await workflow.wait_condition(lambda: len(self.got) >= want)
         return self.got
+
+
+@workflow.defn
+class ActivityAndTimer:
+    """Schedules an activity and a timer, then waits for a signal before it awaits both: a reset to the workflow
+    task the signal caused finds both still open at the cut."""
+
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.signal
+    def proceed(self) -> None:
+        self.go = True
+
+    @workflow.run
+    async def run(self, timer_seconds: float) -> list[str]:
+        act = workflow.start_activity("held", start_to_close_timeout=timedelta(seconds=60))
+        timer = asyncio.ensure_future(workflow.sleep(timer_seconds))
+        await workflow.wait_condition(lambda: self.go)
+        result = await act
+        await timer
+        return [result, "timer fired"]

@@ -3,9 +3,11 @@ are re-applied, the old run is terminated, the request id is idempotent."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
+from temporalio import activity
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
@@ -15,7 +17,7 @@ from temporalio.worker import Worker
 
 from e2e.deployments import Deployment
 from e2e.helpers import wait_until, wid
-from e2e.reset_workflows import CollectSignals
+from e2e.reset_workflows import ActivityAndTimer, CollectSignals
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 TQ = "reset-tq"
@@ -86,3 +88,45 @@ async def test_cli_reset(deployment: Deployment, client: Client, how: list[str])
         assert desc.run_id != h.result_run_id
         await client.get_workflow_handle(h.id).signal(CollectSignals.add, "b")
         assert await client.get_workflow_handle(h.id).result() == ["a", "b"]
+
+
+async def test_reset_carries_over_pending_activity_and_timer(deployment: Deployment, client: Client) -> None:
+    """As Temporal's resetter: an activity open at the cut is dispatched again in the new run, a timer open at
+    the cut fires when it was due; the old run's activity attempt can no longer complete."""
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    @activity.defn(name="held")
+    async def held() -> str:
+        calls.append(activity.info().workflow_run_id)
+        if len(calls) == 1:
+            await release.wait()  # the base run's attempt: still running at the reset
+        return f"attempt of {activity.info().workflow_run_id}"
+
+    tq = f"reset-pending-{uuid.uuid4()}"
+    async with Worker(client, task_queue=tq, workflows=[ActivityAndTimer], activities=[held]):
+        h = await client.start_workflow(ActivityAndTimer.run, 3.0, id=wid("reset-pending"), task_queue=tq)
+        await wait_until(lambda: _started(calls), 30, "first activity attempt running")
+        await h.signal(ActivityAndTimer.proceed)
+
+        async def second_completed() -> int | None:
+            done = [ev.event_id async for ev in h.fetch_history_events()
+                    if ev.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
+            return done[1] if len(done) >= 2 else None
+
+        finish = await wait_until(second_completed, 30, "the signal's WFT completed")
+        resp = await client.workflow_service.reset_workflow_execution(ResetWorkflowExecutionRequest(
+            namespace="default", workflow_execution=WorkflowExecution(workflow_id=h.id, run_id=h.result_run_id),
+            reason="pending", workflow_task_finish_event_id=finish, request_id=str(uuid.uuid4()),
+        ))
+        new = client.get_workflow_handle(h.id, run_id=resp.run_id)
+        assert await new.result() == [f"attempt of {resp.run_id}", "timer fired"]
+        release.set()
+        types = [e.event_type async for e in new.fetch_history_events()]
+        assert types.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 1  # the copied one, not a new one
+        assert EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED in types and EventType.EVENT_TYPE_TIMER_FIRED in types
+    assert calls == [h.result_run_id, resp.run_id]
+
+
+async def _started(calls: list[str]) -> bool:
+    return bool(calls)

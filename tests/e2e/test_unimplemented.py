@@ -29,7 +29,6 @@ FLOW = "task-queue and worker configuration: the flow-control issue"
 ARCHIVAL = "archival: Durata deletes closed runs at retention and archives nothing"
 REPLICATION = "multi-cluster replication: Durata runs one cluster"
 TIME_SKIPPING = "time skipping: the test-environment issue"
-EVERYDAY = "everyday operations issue: not served yet"
 
 NOT_SERVED: dict[str, str] = {
     **dict.fromkeys(
@@ -67,10 +66,6 @@ NOT_SERVED: dict[str, str] = {
     "AddOrUpdateRemoteCluster": REPLICATION,
     "RemoveRemoteCluster": REPLICATION,
     "PollWorkflowExecutionTimeSkipping": TIME_SKIPPING,
-    **dict.fromkeys(
-        ["RecordWorkerHeartbeat", "ListWorkers", "CountWorkers", "DescribeWorker",
-         "PauseWorkflowExecution", "UnpauseWorkflowExecution", "UpdateActivityOptions",
-         "UpdateWorkflowExecutionOptions", "DeleteNamespace"], EVERYDAY),
 }
 
 SERVICES = [

@@ -9,7 +9,8 @@ is one transaction on the run's mutable state (no history events), as Temporal d
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb2
@@ -21,6 +22,7 @@ from server.gen.durata.internal.history.v1 import state_pb2
 from ..api_workflow import resolve_run_id
 from ..engine import Engine
 from ..mutable_state import MutableState, T, from_dur, to_ts
+from . import workflow_pause
 
 # Temporal's texts (consts.ErrActivityNotFound, consts.ErrWorkflowCompleted, frontend errors).
 ACTIVITY_NOT_FOUND = "Can't find pending activity with such ID. Invalid activityID or activity already completed"
@@ -28,7 +30,7 @@ WORKFLOW_COMPLETED = "workflow execution already completed"
 ID_OR_TYPE_NOT_SET = "Either Activity.Id or Activity.Type should be set on request."
 WORKFLOW_ID_NOT_SET = "WorkflowId is not set on request."
 
-ActivityRequest = ws.PauseActivityRequest | ws.UnpauseActivityRequest | ws.ResetActivityRequest
+ActivityRequest = ws.PauseActivityRequest | ws.UnpauseActivityRequest | ws.ResetActivityRequest | ws.UpdateActivityOptionsRequest
 PA = wf_enums.PendingActivityState
 
 
@@ -62,12 +64,12 @@ def _jitter(req: ws.UnpauseActivityRequest | ws.ResetActivityRequest) -> timedel
     return j
 
 
-def _reschedule(ms: MutableState, info: state_pb2.ActivityInfo, jitter: timedelta) -> None:
-    """A new attempt for an activity that is not running: a retry timer (now, plus a random part of the jitter)
-    that dispatches it; the stamp bump invalidates any task of the previous schedule."""
+def _reschedule(ms: MutableState, info: state_pb2.ActivityInfo, jitter: timedelta, at: datetime | None = None) -> None:
+    """A new attempt for an activity that is not running: a retry timer (``at`` or now, plus a random part of the
+    jitter) that dispatches it; the stamp bump invalidates any task of the previous schedule."""
     offset = timedelta(microseconds=random.randrange(max(1, int(jitter / timedelta(microseconds=1))))) if jitter else timedelta(0)
     info.stamp = ms.next_stamp()
-    when = ms.now + offset
+    when = (at or ms.now) + offset
     info.current_attempt_scheduled_time.CopyFrom(to_ts(when))
     ms.add_timer_task(
         T.HISTORY_TASK_TYPE_ACTIVITY_RETRY_TIMER, when, event_id=info.scheduled_event_id, attempt=info.attempt, stamp=info.stamp
@@ -100,7 +102,7 @@ def pause(ms: MutableState, req: ws.PauseActivityRequest) -> None:
         info.pause_identity = req.identity
         info.pause_reason = req.reason
         info.pause_request_id = req.request_id
-    ms.dirty = True
+    workflow_pause.refresh_pause_visibility(ms)  # TemporalPauseInfo lists paused activity types
 
 
 def unpause(ms: MutableState, req: ws.UnpauseActivityRequest) -> None:
@@ -117,15 +119,20 @@ def unpause(ms: MutableState, req: ws.UnpauseActivityRequest) -> None:
             _clear_heartbeat(info)
         if not info.started:
             _reschedule(ms, info, jitter)
-    ms.dirty = True
+    workflow_pause.refresh_pause_visibility(ms)
 
 
-def reset(ms: MutableState, req: ws.ResetActivityRequest) -> None:
-    """``restore_original_options`` needs no work here: Durata keeps the options of the Scheduled event."""
+def reset(ms: MutableState, req: ws.ResetActivityRequest, scheduled: Mapping[int, object] | None = None) -> None:
+    """``restore_original_options``: ``scheduled`` holds each target's ActivityTaskScheduled attributes (read by
+    ``reset_activity``), whose options replace those UpdateActivityOptions set."""
     if not ms.running:
         raise NotFound(WORKFLOW_COMPLETED)
     jitter = _jitter(req)
     for info in _targets(ms, req):
+        if scheduled is not None:
+            from .activity_options import apply_original
+
+            apply_original(ms, info, scheduled[info.scheduled_event_id])  # type: ignore[arg-type]
         info.attempt = 1
         info.activity_reset = True
         if req.reset_heartbeat:
@@ -141,7 +148,7 @@ def reset(ms: MutableState, req: ws.ResetActivityRequest) -> None:
         info.activity_reset = info.reset_heartbeats = False
         if not info.paused:
             _reschedule(ms, info, jitter)
-    ms.dirty = True
+    workflow_pause.refresh_pause_visibility(ms)
 
 
 async def _update(engine: Engine, namespace_id: str, req: ActivityRequest, fn: object) -> None:
@@ -159,7 +166,17 @@ async def unpause_activity(engine: Engine, namespace_id: str, req: ws.UnpauseAct
 
 
 async def reset_activity(engine: Engine, namespace_id: str, req: ws.ResetActivityRequest) -> None:
-    await _update(engine, namespace_id, req, reset)
+    if not req.restore_original_options:
+        await _update(engine, namespace_id, req, reset)
+        return
+    from .activity_options import locked_with_scheduled_events
+
+    def targets(ms: MutableState) -> list[state_pb2.ActivityInfo]:
+        if not ms.running:
+            raise NotFound(WORKFLOW_COMPLETED)
+        return _targets(ms, req)
+
+    await locked_with_scheduled_events(engine, namespace_id, req.execution, targets, lambda ms, sch: reset(ms, req, sch))
 
 
 def describe_pause(info: state_pb2.ActivityInfo, pa: workflow_pb2.PendingActivityInfo) -> None:

@@ -17,10 +17,11 @@ from temporalio.api.history.v1 import message_pb2 as history_pb2
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from server.common.errors import ConditionFailed, CurrentRunConflict, InvalidArgument, NotFound, Unavailable
+from server.common.ids import new_run_id
 from server.gen.durata.internal.history.v1 import state_pb2
 from server.persistence.interface import CurrentRunMode, TaskCategory
 
-from .. import workflow_ops
+from .. import activities, commands, reset_points, workflow_ops
 from ..engine import Engine
 from ..mutable_state import STATE_RUNNING, MutableState, T, from_dur, from_ts, to_dur, to_ts
 from ..shard import ShardContext
@@ -111,11 +112,11 @@ def _scan(events: list[history_pb2.HistoryEvent]) -> _Scan:
 
 
 def _reject_pending(s: _Scan) -> None:
-    """Durata rebuilds only a run with nothing in flight at the cut; say exactly what is in the way."""
+    """Activities and timers open at the cut are carried over (see ``_restore_pending``); children, requests to
+    other workflows and accepted updates are not yet: say exactly what is in the way."""
     if s.children:
         raise InvalidArgument("WorkflowResetter encountered pending child workflows.")
-    for what, pending in (("activities", s.activities), ("timers", s.timers),
-                          ("signal/cancel requests to other workflows", s.externals), ("updates", s.updates)):
+    for what, pending in (("signal/cancel requests to other workflows", s.externals), ("updates", s.updates)):
         if pending:
             raise InvalidArgument(
                 f"Reset point has pending {what} (event ids {sorted(map(str, pending))}); reset to a workflow task "
@@ -165,9 +166,17 @@ def build_reset_run(
     for name in ("retry_policy", "execution_expiration_time", "user_metadata", "parent", "last_completion_result"):
         if b.HasField(name):
             getattr(r, name).CopyFrom(getattr(b, name))
+    if started.HasField("priority"):  # as of the cut: the start request's, then options updates
+        r.priority.CopyFrom(started.priority)
+    if started.HasField("versioning_override"):
+        r.versioning_override.CopyFrom(started.versioning_override)
     r.start_request_ids.append(request_id)
     r.signal_request_ids.extend(scan.signal_request_ids)
-    ms = MutableState(r, base.now, retention=base.retention, namespace_name=base.namespace_name)
+    reset_points.carry_into_reset(b, r, last.event_id + 1)
+    ms = MutableState(
+        r, base.now, retention=base.retention, namespace_name=base.namespace_name,
+        suggest_can_events=base.suggest_can_events, suggest_can_bytes=base.suggest_can_bytes,
+    )
     for ev in prefix:
         _apply_upsert(r, ev)
         ev = _copy(ev)
@@ -198,6 +207,7 @@ def build_reset_run(
         ms.append(a)
         if a.request_id:
             r.signal_request_ids.append(a.request_id)
+    _restore_pending(ms, prefix, scan)
     ms.schedule_workflow_task(1)
     run_timeout = from_dur(r.workflow_run_timeout)
     if run_timeout > ZERO:
@@ -209,14 +219,38 @@ def build_reset_run(
     return ms
 
 
+def _restore_pending(ms: MutableState, prefix: list[history_pb2.HistoryEvent], scan: _Scan) -> None:
+    """What the copied history leaves open lives on in the new run, as Temporal's rebuilt mutable state: each
+    pending activity is dispatched again (first attempt, scheduled now), each timer fires when it was due."""
+    by_id = {ev.event_id: ev for ev in prefix}
+    cancels = {
+        ev.activity_task_cancel_requested_event_attributes.scheduled_event_id: ev.event_id
+        for ev in prefix if ev.event_type == E.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED
+    }
+    for eid in sorted(scan.activities):
+        activities.restore_scheduled_activity(ms, by_id[eid], cancels.get(eid, 0))
+    for eid in sorted(scan.timers):
+        commands.restore_timer(ms, by_id[eid])
+
+
 def _apply_upsert(r: state_pb2.MutableState, ev: history_pb2.HistoryEvent) -> None:
-    """Search attributes and memo as they were at the cut."""
+    """Search attributes, memo, priority and versioning override as they were at the cut."""
     if ev.event_type == E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
         for k, v in ev.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields.items():
             r.search_attributes.indexed_fields[k].CopyFrom(v)
     elif ev.event_type == E.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
         for k, v in ev.workflow_properties_modified_event_attributes.upserted_memo.fields.items():
             r.memo.fields[k].CopyFrom(v)
+    elif ev.event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED:
+        a = ev.workflow_execution_options_updated_event_attributes
+        if a.unset_versioning_override:
+            r.ClearField("versioning_override")
+        elif a.HasField("versioning_override"):
+            r.versioning_override.CopyFrom(a.versioning_override)
+        if a.HasField("priority"):
+            r.priority.CopyFrom(a.priority)
+        else:
+            r.ClearField("priority")
 
 
 def _signals(events: list[history_pb2.HistoryEvent]) -> list[history_pb2.HistoryEvent]:
@@ -274,7 +308,7 @@ async def reset_workflow(engine: Engine, namespace_id: str, req: ws.ResetWorkflo
             reapply: list[history_pb2.HistoryEvent] = []
             if reset_enums.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL not in excluded:
                 reapply = await _after_cut(engine, shard, base, finish, current)
-            new = build_reset_run(base, prefix, str(uuid.uuid4()), req.request_id, req.reason, reapply)
+            new = build_reset_run(base, prefix, new_run_id(), req.request_id, req.reason, reapply)
             try:
                 if current is not None and current.running:
                     workflow_ops.terminate(current, req.reason, None, RESETTER_IDENTITY)

@@ -66,6 +66,8 @@ async def _wait(
         info = ms.record.updates.get(update_id)
         if info is not None and info.accepted_event_id:
             current = max(current, ACCEPTED)
+        elif info is not None and info.admitted_event_id:
+            current = max(current, ADMITTED)  # a durable request (re-applied by a reset)
         if current == 0:
             raise NotFound(f"Update {update_id!r} not found.")
         if current >= stage:

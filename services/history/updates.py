@@ -16,8 +16,6 @@ from temporalio.api.history.v1 import message_pb2 as history_pb2
 from temporalio.api.protocol.v1 import message_pb2 as protocol_pb2
 from temporalio.api.update.v1 import message_pb2 as update_pb2
 
-from server.gen.durata.internal.history.v1 import state_pb2
-
 from .activities import CommandError
 from .mutable_state import MutableState
 
@@ -150,10 +148,15 @@ class ProtocolContext:
             acc = update_pb2.Acceptance()
             body.Unpack(acc)
             uid = msg.protocol_instance_id or acc.accepted_request.meta.update_id
-            if uid in r.updates:
+            known = r.updates.get(uid)
+            if known is not None and known.accepted_event_id:
                 return None  # already accepted (a repeated message)
-            request = acc.accepted_request if acc.HasField("accepted_request") else self.requests.get(uid)
-            if request is None:
+            durable = known is not None and known.admitted_event_id > 0
+            # A durable request's UpdateAccepted carries no request: its UpdateAdmitted event does (as Temporal).
+            request = None if durable else (
+                acc.accepted_request if acc.HasField("accepted_request") else self.requests.get(uid)
+            )
+            if request is None and not durable:
                 raise CommandError(BAD_MESSAGE, f"Acceptance of unknown update {uid!r}.")
             ev = ms.append(
                 history_pb2.WorkflowExecutionUpdateAcceptedEventAttributes(
@@ -163,7 +166,7 @@ class ProtocolContext:
                     accepted_request=request,
                 )
             )
-            r.updates[uid].CopyFrom(state_pb2.UpdateInfo(accepted_event_id=ev.event_id))
+            r.updates[uid].accepted_event_id = ev.event_id
             self.effects.append(UpdateEffect(uid, ACCEPTED))
             return ev
         if body.Is(update_pb2.Response.DESCRIPTOR):
@@ -187,6 +190,9 @@ class ProtocolContext:
             rej = update_pb2.Rejection()
             body.Unpack(rej)
             uid = msg.protocol_instance_id or rej.rejected_request.meta.update_id
+            known = r.updates.get(uid)
+            if known is not None and known.admitted_event_id and not known.accepted_event_id:
+                del r.updates[uid]  # a rejected durable request leaves no entry, as Temporal removes it
             self.effects.append(UpdateEffect(uid, COMPLETED, update_pb2.Outcome(failure=rej.failure)))
             return None
         raise CommandError(BAD_MESSAGE, f"Unsupported protocol message body {body.type_url!r}.")

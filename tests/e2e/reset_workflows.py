@@ -45,3 +45,30 @@ class ActivityAndTimer:
         result = await act
         await timer
         return [result, "timer fired"]
+
+
+@workflow.defn
+class Tally:
+    """Adds what updates and signals bring; completes on the "done" signal."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.done = False
+
+    @workflow.update
+    def add(self, item: str) -> int:
+        self.items.append(item)
+        return len(self.items)
+
+    @workflow.signal
+    def note(self, item: str) -> None:
+        self.items.append(item)
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        await workflow.wait_condition(lambda: self.done)
+        return self.items

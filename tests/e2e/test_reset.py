@@ -9,15 +9,20 @@ import uuid
 import pytest
 from temporalio import activity
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
+from temporalio.api.enums.v1 import (
+    EventType,
+    ResetReapplyExcludeType,
+    UpdateAdmittedEventOrigin,
+    WorkflowTaskFailedCause,
+)
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from e2e.deployments import Deployment
 from e2e.helpers import wait_until, wid
-from e2e.reset_workflows import ActivityAndTimer, CollectSignals
+from e2e.reset_workflows import ActivityAndTimer, CollectSignals, Tally
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 TQ = "reset-tq"
@@ -130,3 +135,46 @@ async def test_reset_carries_over_pending_activity_and_timer(deployment: Deploym
 
 async def _started(calls: list[str]) -> bool:
     return bool(calls)
+
+
+async def test_reset_reapplies_updates_as_durable_requests(deployment: Deployment, client: Client) -> None:
+    """Updates after the cut come back as UpdateAdmitted (origin REAPPLY) events the worker runs again, in order
+    with the signals; excluding updates leaves them out."""
+    tq = f"reset-updates-{uuid.uuid4()}"
+    async with Worker(client, task_queue=tq, workflows=[Tally]):
+        h = await client.start_workflow(Tally.run, id=wid("reset-upd"), task_queue=tq)
+        first = await wait_until(lambda: _nth_completed(h, 1), 30, "first WFT completed")
+        assert await h.execute_update(Tally.add, "u1", id="upd-1") == 1
+        await h.signal(Tally.note, "s1")
+        assert await h.execute_update(Tally.add, "u2", id="upd-2") == 3
+
+        async def reset(exclude: list[int]) -> str:
+            resp = await client.workflow_service.reset_workflow_execution(ResetWorkflowExecutionRequest(
+                namespace="default", workflow_execution=WorkflowExecution(workflow_id=h.id),
+                reason="reapply", workflow_task_finish_event_id=first, request_id=str(uuid.uuid4()),
+                reset_reapply_exclude_types=exclude,  # type: ignore[arg-type]
+            ))
+            return resp.run_id
+
+        run = await reset([])
+        new = client.get_workflow_handle(h.id, run_id=run)
+        # The re-applied update's outcome is there for a caller of the new run, under the same update id.
+        assert await new.get_update_handle("upd-2").result() == 3
+        await new.signal(Tally.finish)
+        assert await new.result() == ["u1", "s1", "u2"]
+        admitted = [e async for e in new.fetch_history_events()
+                    if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED]
+        assert [e.workflow_execution_update_admitted_event_attributes.request.meta.update_id for e in admitted] == [
+            "upd-1", "upd-2"]
+        assert all(e.workflow_execution_update_admitted_event_attributes.origin == UpdateAdmittedEventOrigin.
+                   UPDATE_ADMITTED_EVENT_ORIGIN_REAPPLY for e in admitted)
+
+        again = client.get_workflow_handle(h.id, run_id=await reset([ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_UPDATE]))
+        await again.signal(Tally.finish)
+        assert await again.result() == ["s1"]
+
+
+async def _nth_completed(h: WorkflowHandle, n: int) -> int | None:  # type: ignore[type-arg]
+    done = [ev.event_id async for ev in h.fetch_history_events()
+            if ev.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
+    return done[n - 1] if len(done) >= n else None

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from temporalio.api.enums.v1 import event_type_pb2, failed_cause_pb2
 from temporalio.api.enums.v1 import reset_pb2 as reset_enums
+from temporalio.api.enums.v1 import update_pb2 as update_enums
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.failure.v1 import message_pb2 as failure_pb2
 from temporalio.api.history.v1 import message_pb2 as history_pb2
@@ -71,6 +72,8 @@ class _Scan:
     children: set[int] = field(default_factory=set)
     externals: set[int] = field(default_factory=set)
     updates: set[str] = field(default_factory=set)
+    # Every update the prefix knows (admitted from history, accepted, completed): its ids stay deduplicated.
+    update_infos: dict[str, state_pb2.UpdateInfo] = field(default_factory=dict)
     last_completed_started_id: int = 0
     cancel_requested: bool = False
     signal_request_ids: list[str] = field(default_factory=list)
@@ -96,10 +99,17 @@ def _scan(events: list[history_pb2.HistoryEvent]) -> _Scan:
             s.externals.add(ev.event_id)
         elif t in _EXTERNAL_CLOSE:
             s.externals.discard(getattr(ev, _EXTERNAL_CLOSE[t]).initiated_event_id)
+        elif t == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED:
+            uid = ev.workflow_execution_update_admitted_event_attributes.request.meta.update_id
+            s.update_infos.setdefault(uid, state_pb2.UpdateInfo()).admitted_event_id = ev.event_id
         elif t == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-            s.updates.add(ev.workflow_execution_update_accepted_event_attributes.protocol_instance_id)
+            uid = ev.workflow_execution_update_accepted_event_attributes.protocol_instance_id
+            s.updates.add(uid)
+            s.update_infos.setdefault(uid, state_pb2.UpdateInfo()).accepted_event_id = ev.event_id
         elif t == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
-            s.updates.discard(ev.workflow_execution_update_completed_event_attributes.meta.update_id)
+            uid = ev.workflow_execution_update_completed_event_attributes.meta.update_id
+            s.updates.discard(uid)
+            s.update_infos.setdefault(uid, state_pb2.UpdateInfo()).completed_event_id = ev.event_id
         elif t == E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             s.last_completed_started_id = ev.workflow_task_completed_event_attributes.started_event_id
         elif t == E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
@@ -172,6 +182,8 @@ def build_reset_run(
         r.versioning_override.CopyFrom(started.versioning_override)
     r.start_request_ids.append(request_id)
     r.signal_request_ids.extend(scan.signal_request_ids)
+    for uid, info in scan.update_infos.items():
+        r.updates[uid].CopyFrom(info)
     reset_points.carry_into_reset(b, r, last.event_id + 1)
     ms = MutableState(
         r, base.now, retention=base.retention, namespace_name=base.namespace_name,
@@ -200,13 +212,8 @@ def build_reset_run(
         cause=failed_cause_pb2.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW, failure=failure, identity=HISTORY_IDENTITY,
         base_run_id=b.run_id, new_run_id=new_run_id,
     ))
-    for sig in reapply:
-        a = sig.workflow_execution_signaled_event_attributes
-        if a.request_id and a.request_id in r.signal_request_ids:
-            continue
-        ms.append(a)
-        if a.request_id:
-            r.signal_request_ids.append(a.request_id)
+    for ev in reapply:
+        _reapply(ms, ev)
     _restore_pending(ms, prefix, scan)
     ms.schedule_workflow_task(1)
     run_timeout = from_dur(r.workflow_run_timeout)
@@ -253,17 +260,55 @@ def _apply_upsert(r: state_pb2.MutableState, ev: history_pb2.HistoryEvent) -> No
             r.ClearField("priority")
 
 
-def _signals(events: list[history_pb2.HistoryEvent]) -> list[history_pb2.HistoryEvent]:
-    return [e for e in events if e.event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+_REAPPLIED = {
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED: reset_enums.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL,
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED: reset_enums.RESET_REAPPLY_EXCLUDE_TYPE_UPDATE,
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED: reset_enums.RESET_REAPPLY_EXCLUDE_TYPE_UPDATE,
+}
+
+
+def reapplicable(events: list[history_pb2.HistoryEvent], excluded: set[int]) -> list[history_pb2.HistoryEvent]:
+    """Signals and update requests after the cut, in order, minus the excluded kinds."""
+    return [e for e in events if e.event_type in _REAPPLIED and _REAPPLIED[e.event_type] not in excluded]
+
+
+def _reapply(ms: MutableState, ev: history_pb2.HistoryEvent) -> None:
+    """As Temporal's reapply: a signal again (once per request id); an update as a durable request, an
+    UpdateAdmitted event with origin REAPPLY the worker reads from history (once per update id; an UpdateAccepted
+    without its request follows an UpdateAdmitted that carries it)."""
+    r = ms.record
+    if ev.event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+        a = ev.workflow_execution_signaled_event_attributes
+        if a.request_id and a.request_id in r.signal_request_ids:
+            return
+        ms.append(a)
+        if a.request_id:
+            r.signal_request_ids.append(a.request_id)
+        return
+    if ev.event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED:
+        request = ev.workflow_execution_update_admitted_event_attributes.request
+    elif ev.workflow_execution_update_accepted_event_attributes.HasField("accepted_request"):
+        request = ev.workflow_execution_update_accepted_event_attributes.accepted_request
+    else:
+        return
+    uid = request.meta.update_id
+    if uid in r.updates:
+        return
+    admitted = ms.append(history_pb2.WorkflowExecutionUpdateAdmittedEventAttributes(
+        request=request, origin=update_enums.UPDATE_ADMITTED_EVENT_ORIGIN_REAPPLY,
+    ))
+    r.updates[uid].CopyFrom(state_pb2.UpdateInfo(admitted_event_id=admitted.event_id))
 
 
 async def _after_cut(
-    engine: Engine, shard: ShardContext, base: MutableState, finish_id: int, current: MutableState | None
+    engine: Engine, shard: ShardContext, base: MutableState, finish_id: int, current: MutableState | None,
+    excluded: set[int],
 ) -> list[history_pb2.HistoryEvent]:
-    """Signals of the base run after the cut and of every later run of its continue-as-new chain (as Temporal
-    follows new_execution_run_id), plus signals still buffered in the current run."""
+    """What is re-applied (signals, update requests) of the base run after the cut and of every later run of its
+    continue-as-new chain (as Temporal follows new_execution_run_id), plus signals still buffered in the current
+    run."""
     b = base.record
-    out = _signals(await engine.read_events(shard, b.namespace_id, b.workflow_id, b.run_id, finish_id, b.next_event_id))
+    out = reapplicable(await engine.read_events(shard, b.namespace_id, b.workflow_id, b.run_id, finish_id, b.next_event_id), excluded)
     run = base
     seen = {b.run_id}
     while run.record.status == wf_enums.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
@@ -277,10 +322,12 @@ async def _after_cut(
         nxt = await shard.load(rr.namespace_id, rr.workflow_id, nxt_id)
         if nxt is None:
             break
-        out += _signals(await engine.read_events(shard, rr.namespace_id, rr.workflow_id, nxt_id, 1, nxt.record.next_event_id))
+        out += reapplicable(
+            await engine.read_events(shard, rr.namespace_id, rr.workflow_id, nxt_id, 1, nxt.record.next_event_id), excluded
+        )
         run = nxt
     if current is not None and current.running and run.record.run_id == current.record.run_id:
-        out += _signals(list(current.record.buffered_events))
+        out += reapplicable(list(current.record.buffered_events), excluded)
     return out
 
 
@@ -306,8 +353,8 @@ async def reset_workflow(engine: Engine, namespace_id: str, req: ws.ResetWorkflo
                 return current.record.run_id
             prefix = [_copy(e) for e in await engine.read_events(shard, namespace_id, wf_id, base_id, 1, finish)]
             reapply: list[history_pb2.HistoryEvent] = []
-            if reset_enums.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL not in excluded:
-                reapply = await _after_cut(engine, shard, base, finish, current)
+            if set(_REAPPLIED.values()) - excluded:
+                reapply = await _after_cut(engine, shard, base, finish, current, excluded)
             new = build_reset_run(base, prefix, new_run_id(), req.request_id, req.reason, reapply)
             try:
                 if current is not None and current.running:

@@ -148,6 +148,8 @@ async def describe(engine: Engine, req: hs.DescribeWorkflowExecutionRequest) -> 
     else:
         info.root_execution.CopyFrom(info.execution)
     children.describe_pending_children(ms, resp)
+    if r.reset_run_id:
+        resp.workflow_extended_info.reset_run_id = r.reset_run_id
     workflow_pause.describe_pause(ms, resp)
     if not ms.running:
         info.close_time.CopyFrom(r.close_time)

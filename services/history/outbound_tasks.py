@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import structlog
 from temporalio.api.common.v1 import message_pb2 as common_pb2
+from temporalio.api.enums.v1 import event_type_pb2 as et
 from temporalio.api.enums.v1 import failed_cause_pb2 as fc
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
+from temporalio.api.history.v1 import message_pb2 as history_pb2
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from server.common.errors import AlreadyExists, InvalidArgument, NamespaceNotFound, NotFound
@@ -24,6 +26,7 @@ from .shard import ShardContext
 T = state_pb2.HistoryTaskType
 log = structlog.get_logger("durata.history.outbound")
 IDENTITY = "history-service"
+RESETTER_IDENTITY = "history-resetter"  # api/reset.py terminates the run it resets with this identity
 
 
 def _source(task: HistoryTask) -> common_pb2.WorkflowExecution:
@@ -172,9 +175,11 @@ async def cancel_external(engine: Engine, shard: ShardContext, task: HistoryTask
 async def close_execution(engine: Engine, shard: ShardContext, task: HistoryTask, info: state_pb2.HistoryTaskInfo, ms: MutableState) -> None:
     """A closed run: report the chain's final close to the parent, then apply parent close policies."""
     r = ms.record
-    if info.event_id == 1 and r.HasField("parent"):
-        cid = r.completion_event_id
+    cid = r.completion_event_id
+    events = []
+    if (info.event_id == 1 and r.HasField("parent")) or (r.reset_run_id and r.children):
         events = await engine.read_events(shard, task.namespace_id, task.workflow_id, task.run_id, cid, cid + 1)
+    if info.event_id == 1 and r.HasField("parent"):
         if events:
             p = r.parent
             try:
@@ -189,6 +194,8 @@ async def close_execution(engine: Engine, shard: ShardContext, task: HistoryTask
                 )
             except (NotFound, NamespaceNotFound):
                 pass  # the parent is gone
+    if r.reset_run_id and events and _terminated_by_reset(events[0]):
+        return  # as Temporal: the reset run carries the children open at its cut; they keep running
     for child in list(r.children.values()):
         if child.started_event_id == 0 or not child.run_id:
             continue  # never started: its START_CHILD task sees the closed parent and does nothing
@@ -218,6 +225,14 @@ async def close_execution(engine: Engine, shard: ShardContext, task: HistoryTask
                 )
         except (NotFound, NamespaceNotFound):
             pass  # already closed or deleted
+
+
+def _terminated_by_reset(close: history_pb2.HistoryEvent) -> bool:
+    """The run closed because ResetWorkflowExecution terminated it (not a close that merely preceded a reset)."""
+    return (
+        close.event_type == et.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED
+        and close.workflow_execution_terminated_event_attributes.identity == RESETTER_IDENTITY
+    )
 
 
 HANDLERS = {

@@ -72,3 +72,41 @@ class Tally:
     async def run(self) -> list[str]:
         await workflow.wait_condition(lambda: self.done)
         return self.items
+
+
+@workflow.defn
+class ChildWaits:
+    """A child that completes when released by a signal."""
+
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.signal
+    def release(self) -> None:
+        self.go = True
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        await workflow.wait_condition(lambda: self.go)
+        return f"child {name}"
+
+
+@workflow.defn
+class ParentOfChild:
+    """Starts ChildWaits and completes with its result. ``slow_first_task`` holds the first workflow task (not on
+    replay) so a signal sent meanwhile is buffered: its WorkflowTaskScheduled then lies between the child's
+    Initiated and Started events, a cut where the child is initiated but not started."""
+
+    @workflow.signal
+    def poke(self) -> None:
+        pass
+
+    @workflow.run
+    async def run(self, child_id: str, slow_first_task: bool) -> str:
+        if slow_first_task and not workflow.unsafe.is_replaying():
+            with workflow.unsafe.sandbox_unrestricted():
+                import time
+
+                time.sleep(0.8)  # noqa: ASYNC251 - holds the task for the signal; well under the 2 s deadlock detection
+        result = await workflow.execute_child_workflow(ChildWaits.run, child_id, id=child_id)
+        return f"parent got {result}"

@@ -22,7 +22,7 @@ from temporalio.worker import Worker
 
 from e2e.deployments import Deployment
 from e2e.helpers import wait_until, wid
-from e2e.reset_workflows import ActivityAndTimer, CollectSignals, Tally
+from e2e.reset_workflows import ActivityAndTimer, ChildWaits, CollectSignals, ParentOfChild, Tally
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 TQ = "reset-tq"
@@ -178,3 +178,75 @@ async def _nth_completed(h: WorkflowHandle, n: int) -> int | None:  # type: igno
     done = [ev.event_id async for ev in h.fetch_history_events()
             if ev.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
     return done[n - 1] if len(done) >= n else None
+
+
+async def _reset_to(client: Client, h: WorkflowHandle, finish: int) -> str:  # type: ignore[type-arg]
+    resp = await client.workflow_service.reset_workflow_execution(ResetWorkflowExecutionRequest(
+        namespace="default", workflow_execution=WorkflowExecution(workflow_id=h.id, run_id=h.result_run_id or ""),
+        reason="children", workflow_task_finish_event_id=finish, request_id=str(uuid.uuid4()),
+    ))
+    return resp.run_id
+
+
+async def test_reset_with_running_child_keeps_it_and_new_run_gets_its_result(deployment: Deployment, client: Client) -> None:
+    """As Temporal with history.allowResetWithPendingChildren (its default): a child open at the cut is carried by
+    the new run, the terminated run leaves it running (no parent close policy), and its completion, reported to
+    the old parent run, reaches the new run through the old run's reset_run_id."""
+    tq = f"reset-child-{uuid.uuid4()}"
+    child_id = wid("reset-kid")
+    async with Worker(client, task_queue=tq, workflows=[ParentOfChild, ChildWaits]):
+        h = await client.start_workflow(ParentOfChild.run, args=[child_id, False], id=wid("reset-parent"), task_queue=tq)
+        finish = await wait_until(lambda: _nth_completed(h, 2), 30, "the WFT after the child started completed")
+        run = await _reset_to(client, h, finish)
+        old = await client.get_workflow_handle(h.id, run_id=h.result_run_id).describe()
+        assert old.status == WorkflowExecutionStatus.TERMINATED
+        assert old.raw_description.workflow_extended_info.reset_run_id == run
+        new = client.get_workflow_handle(h.id, run_id=run)
+        desc = await new.describe()
+        assert [c.workflow_id for c in desc.raw_description.pending_children] == [child_id]
+        child = client.get_workflow_handle(child_id)
+        await asyncio.sleep(1.0)  # a bounded wait for a negative: the old run's close task has run by then
+        assert (await child.describe()).status == WorkflowExecutionStatus.RUNNING
+        await child.signal(ChildWaits.release)
+        assert await new.result() == f"parent got child {child_id}"
+        assert (await child.describe()).status == WorkflowExecutionStatus.COMPLETED
+        types = [e.event_type async for e in new.fetch_history_events()]
+        assert types.count(EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED) == 1
+        assert EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED in types
+
+
+async def test_reset_with_child_initiated_not_started_at_the_cut(deployment: Deployment, client: Client) -> None:
+    """The cut lies between the child's Initiated and Started events: the base run's Started event is re-applied
+    to the new run (as Temporal's resetter re-applies child events), which then gets the child's result."""
+    tq = f"reset-child-{uuid.uuid4()}"
+    child_id = wid("reset-kid2")
+    async with Worker(client, task_queue=tq, workflows=[ParentOfChild, ChildWaits]):
+        h = await client.start_workflow(ParentOfChild.run, args=[child_id, True], id=wid("reset-parent2"), task_queue=tq)
+
+        async def first_started() -> bool:
+            return any([e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED async for e in h.fetch_history_events()])
+
+        await wait_until(first_started, 30, "the first WFT started", interval=0.05)
+        await h.signal(ParentOfChild.poke)  # buffered behind the held task
+
+        async def cut() -> int | None:
+            events = [e async for e in h.fetch_history_events()]
+            ids = {t: [e.event_id for e in events if e.event_type == t] for t in (
+                EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+                EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED, EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED)}
+            init = ids[EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED]
+            started = ids[EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED]
+            if not init or not started:
+                return None
+            between = [s for s in ids[EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED] if init[0] < s < started[0]]
+            assert between, "no WorkflowTaskScheduled between the child's Initiated and Started events"
+            return between[0] + 1
+
+        finish = await wait_until(cut, 30, "child started")
+        run = await _reset_to(client, h, finish)
+        new = client.get_workflow_handle(h.id, run_id=run)
+        types = [e.event_type async for e in new.fetch_history_events()]
+        failed = types.index(EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)
+        assert EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED in types[failed:]
+        await client.get_workflow_handle(child_id).signal(ChildWaits.release)
+        assert await new.result() == f"parent got child {child_id}"

@@ -26,6 +26,7 @@ from .. import activities, commands, reset_points, workflow_ops
 from ..engine import Engine
 from ..mutable_state import STATE_RUNNING, MutableState, T, from_dur, from_ts, to_dur, to_ts
 from ..shard import ShardContext
+from . import reset_children, workflow_options
 
 E = event_type_pb2.EventType
 RESETTER_IDENTITY = "history-resetter"  # identity on the terminated event, as Temporal's resetter
@@ -122,16 +123,13 @@ def _scan(events: list[history_pb2.HistoryEvent]) -> _Scan:
 
 
 def _reject_pending(s: _Scan) -> None:
-    """Activities and timers open at the cut are carried over (see ``_restore_pending``); children, requests to
-    other workflows and accepted updates are not yet: say exactly what is in the way."""
-    if s.children:
-        raise InvalidArgument("WorkflowResetter encountered pending child workflows.")
-    for what, pending in (("signal/cancel requests to other workflows", s.externals), ("updates", s.updates)):
-        if pending:
-            raise InvalidArgument(
-                f"Reset point has pending {what} (event ids {sorted(map(str, pending))}); reset to a workflow task "
-                "where none are in flight."
-            )
+    """Activities, timers, children and requests to other workflows open at the cut are carried over (see
+    ``_restore_pending`` and ``reset_children``); accepted updates are not yet: say exactly what is in the way."""
+    if s.updates:
+        raise InvalidArgument(
+            f"Reset point has pending updates (event ids {sorted(map(str, s.updates))}); reset to a workflow task "
+            "where none are in flight."
+        )
 
 
 def excluded_types(req: ws.ResetWorkflowExecutionRequest) -> set[int]:
@@ -212,9 +210,12 @@ def build_reset_run(
         cause=failed_cause_pb2.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW, failure=failure, identity=HISTORY_IDENTITY,
         base_run_id=b.run_id, new_run_id=new_run_id,
     ))
+    reset_children.restore_children(ms, prefix, scan.children, b)
     for ev in reapply:
         _reapply(ms, ev)
     _restore_pending(ms, prefix, scan)
+    reset_children.dispatch_unstarted_children(ms)
+    reset_children.restore_externals(ms, prefix, scan.externals, b)
     ms.schedule_workflow_task(1)
     run_timeout = from_dur(r.workflow_run_timeout)
     if run_timeout > ZERO:
@@ -249,15 +250,7 @@ def _apply_upsert(r: state_pb2.MutableState, ev: history_pb2.HistoryEvent) -> No
         for k, v in ev.workflow_properties_modified_event_attributes.upserted_memo.fields.items():
             r.memo.fields[k].CopyFrom(v)
     elif ev.event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED:
-        a = ev.workflow_execution_options_updated_event_attributes
-        if a.unset_versioning_override:
-            r.ClearField("versioning_override")
-        elif a.HasField("versioning_override"):
-            r.versioning_override.CopyFrom(a.versioning_override)
-        if a.HasField("priority"):
-            r.priority.CopyFrom(a.priority)
-        else:
-            r.ClearField("priority")
+        workflow_options.apply_to_record(r, ev.workflow_execution_options_updated_event_attributes)
 
 
 _REAPPLIED = {
@@ -267,9 +260,16 @@ _REAPPLIED = {
 }
 
 
-def reapplicable(events: list[history_pb2.HistoryEvent], excluded: set[int]) -> list[history_pb2.HistoryEvent]:
-    """Signals and update requests after the cut, in order, minus the excluded kinds."""
-    return [e for e in events if e.event_type in _REAPPLIED and _REAPPLIED[e.event_type] not in excluded]
+def reapplicable(
+    events: list[history_pb2.HistoryEvent], excluded: set[int], *, children: bool = False
+) -> list[history_pb2.HistoryEvent]:
+    """Signals and update requests after the cut, in order, minus the excluded kinds; with ``children`` (the base
+    run's own events) also its child events, for the children the reset run carries."""
+    return [
+        e for e in events
+        if (e.event_type in _REAPPLIED and _REAPPLIED[e.event_type] not in excluded)
+        or (children and e.event_type in reset_children.CHILD_EVENTS)
+    ]
 
 
 def _reapply(ms: MutableState, ev: history_pb2.HistoryEvent) -> None:
@@ -277,6 +277,9 @@ def _reapply(ms: MutableState, ev: history_pb2.HistoryEvent) -> None:
     UpdateAdmitted event with origin REAPPLY the worker reads from history (once per update id; an UpdateAccepted
     without its request follows an UpdateAdmitted that carries it)."""
     r = ms.record
+    if ev.event_type in reset_children.CHILD_EVENTS:
+        reset_children.reapply_child_event(ms, ev)
+        return
     if ev.event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
         a = ev.workflow_execution_signaled_event_attributes
         if a.request_id and a.request_id in r.signal_request_ids:
@@ -308,7 +311,10 @@ async def _after_cut(
     continue-as-new chain (as Temporal follows new_execution_run_id), plus signals still buffered in the current
     run."""
     b = base.record
-    out = reapplicable(await engine.read_events(shard, b.namespace_id, b.workflow_id, b.run_id, finish_id, b.next_event_id), excluded)
+    out = reapplicable(
+        await engine.read_events(shard, b.namespace_id, b.workflow_id, b.run_id, finish_id, b.next_event_id), excluded,
+        children=True,
+    )
     run = base
     seen = {b.run_id}
     while run.record.status == wf_enums.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
@@ -327,8 +333,25 @@ async def _after_cut(
         )
         run = nxt
     if current is not None and current.running and run.record.run_id == current.record.run_id:
-        out += reapplicable(list(current.record.buffered_events), excluded)
+        out += reapplicable(list(current.record.buffered_events), excluded, children=run is base)
     return out
+
+
+async def _link_base(shard: ShardContext, base: MutableState, new_run_id: str) -> None:
+    """A closed base run (not the run this reset terminated) learns its reset run afterwards: persistence commits
+    one run update plus one new run, so this is a second write (Temporal commits the three runs together). Until
+    it lands, a child's close reported to the base run is dropped as before."""
+    b = base.record
+
+    def link(ms: MutableState) -> None:
+        if ms.record.reset_run_id != new_run_id:
+            ms.record.reset_run_id = new_run_id
+            ms.dirty = True
+
+    try:
+        await shard.update_run(b.namespace_id, b.workflow_id, b.run_id, link, locked=True)
+    except NotFound:
+        pass
 
 
 async def reset_workflow(engine: Engine, namespace_id: str, req: ws.ResetWorkflowExecutionRequest) -> str:
@@ -357,7 +380,10 @@ async def reset_workflow(engine: Engine, namespace_id: str, req: ws.ResetWorkflo
                 reapply = await _after_cut(engine, shard, base, finish, current, excluded)
             new = build_reset_run(base, prefix, new_run_id(), req.request_id, req.reason, reapply)
             try:
+                linked = current is not None and current.running and current.record.run_id == base_id
                 if current is not None and current.running:
+                    if linked:  # same transaction: the terminated base leaves its children to the new run
+                        current.record.reset_run_id = new.record.run_id
                     workflow_ops.terminate(current, req.reason, None, RESETTER_IDENTITY)
                     try:
                         await shard.commit_update(current, new_run=new)
@@ -371,5 +397,7 @@ async def reset_workflow(engine: Engine, namespace_id: str, req: ws.ResetWorkflo
                     await shard.commit_new_run(new, CurrentRunMode.SWAP, cur_id or "")
             except (ConditionFailed, CurrentRunConflict):
                 continue
+            if not linked:
+                await _link_base(shard, base, new.record.run_id)
             return new.record.run_id
     raise Unavailable("Too many concurrent updates of the workflow; try again.")

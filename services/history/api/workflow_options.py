@@ -15,6 +15,7 @@ from temporalio.api.workflow.v1 import message_pb2 as workflow_pb2
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from server.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
+from server.gen.durata.internal.history.v1 import state_pb2
 
 from ..api_workflow import resolve_run_id
 from ..engine import Engine
@@ -125,8 +126,15 @@ def update(ms: MutableState, req: ws.UpdateWorkflowExecutionOptionsRequest) -> w
 
 
 def apply_event(ms: MutableState, attrs: history_pb2.WorkflowExecutionOptionsUpdatedEventAttributes) -> None:
-    """The run's state after a WorkflowExecutionOptionsUpdated event (also for a reset run's copied events)."""
-    r = ms.record
+    """The run's state after a WorkflowExecutionOptionsUpdated event."""
+    apply_to_record(ms.record, attrs)
+    ms.dirty = True
+
+
+def apply_to_record(
+    r: state_pb2.MutableState, attrs: history_pb2.WorkflowExecutionOptionsUpdatedEventAttributes
+) -> None:
+    """Also for a reset run's copied events, which are replayed onto a bare record."""
     if attrs.unset_versioning_override:
         r.ClearField("versioning_override")
     elif attrs.HasField("versioning_override"):
@@ -135,7 +143,6 @@ def apply_event(ms: MutableState, attrs: history_pb2.WorkflowExecutionOptionsUpd
         r.priority.CopyFrom(attrs.priority)
     else:
         r.ClearField("priority")
-    ms.dirty = True
 
 
 async def update_workflow_options(

@@ -124,7 +124,9 @@ async def modify_namespace(
     raise Unavailable(f"Namespace {name} is being updated concurrently; retry.")
 
 
-def with_capabilities(desc: wsv1.DescribeNamespaceResponse) -> wsv1.DescribeNamespaceResponse:
+def with_capabilities(
+    desc: wsv1.DescribeNamespaceResponse, poll_complete_on_shutdown: bool = True
+) -> wsv1.DescribeNamespaceResponse:
     """What this server supports, told at read time (so namespaces stored before a feature landed say it too).
     Core changes behaviour on the worker-related flags, so each is set only once Durata serves it: heartbeats and
     polls completed on shutdown are; poller autoscaling and paginated completions stay false."""
@@ -134,7 +136,8 @@ def with_capabilities(desc: wsv1.DescribeNamespaceResponse) -> wsv1.DescribeName
     caps.sync_update = caps.async_update = True
     caps.eager_workflow_start = system_capabilities().eager_workflow_start
     # Served by the worker registry (services/matching/workers.py) and ShutdownWorker ending the worker's polls.
-    caps.worker_heartbeats = caps.worker_poll_complete_on_shutdown = True
+    caps.worker_heartbeats = True
+    caps.worker_poll_complete_on_shutdown = poll_complete_on_shutdown
     return out
 
 
@@ -221,7 +224,9 @@ class NamespaceHandlers(HandlerBase):
             raise NamespaceNotFound(key)
         # A deleted namespace (under its tombstone name, until the internal worker removes it) is described
         # with state DELETED, as Temporal does: DescribeNamespace reads the store, not the validated registry.
-        return with_capabilities(entry_from_record(record).description)
+        return with_capabilities(
+            entry_from_record(record).description, self._ctx.config.worker_poll_complete_on_shutdown
+        )
 
     async def ListNamespaces(
         self, request: wsv1.ListNamespacesRequest, *, deadline: float | None = None
@@ -242,7 +247,7 @@ class NamespaceHandlers(HandlerBase):
             entry = entry_from_record(record)
             if entry.state == ns_enums.NAMESPACE_STATE_DELETED and not include_deleted:
                 continue
-            namespaces.append(with_capabilities(entry.description))
+            namespaces.append(with_capabilities(entry.description, self._ctx.config.worker_poll_complete_on_shutdown))
         return wsv1.ListNamespacesResponse(namespaces=namespaces, next_page_token=token or b"")
 
     async def UpdateNamespace(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from e2e import workflows as wf
+from e2e.conftest import KINDS, make_deployment
 from e2e.deployments import Deployment
 from e2e.helpers import assert_dense, running_worker, wait_for_event, wait_until, wid
 
@@ -71,10 +74,20 @@ async def test_sigkill_whole_cluster_and_restart(fresh_cluster: Deployment, task
     await crash_and_recover(fresh_cluster, task_queue, None)
 
 
-async def test_graceful_sigterm_exits_cleanly(fresh_deployment: Deployment, task_queue: str) -> None:
+@pytest.fixture(params=KINDS)
+def drop_polls_deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
+    """Namespaces without worker_poll_complete_on_shutdown: with it, the SDK worker waits for its in-flight polls
+    when it shuts down, and against a server that is gone they only retry (the SDK's behaviour on Temporal too)."""
+    yield from make_deployment(
+        request.param, tmp_path / "durata", ["--set", "frontend.worker_poll_complete_on_shutdown=false"]
+    )
+
+
+async def test_graceful_sigterm_exits_cleanly(drop_polls_deployment: Deployment, task_queue: str) -> None:
     """SIGTERM with a worker long-polling: every process ends its polls, drains and exits 0 well within the RPC
-    grace period (parked polls are answered, not waited out)."""
-    dep = fresh_deployment
+    grace period (parked polls are answered, not waited out). The worker outlives the server here, so it drops
+    its polls on shutdown (see the fixture)."""
+    dep = drop_polls_deployment
     client = await Client.connect(dep.address, namespace="default")
     async with running_worker(client, task_queue):
         await client.execute_workflow(wf.HelloWorkflow.run, "drain", id=wid("drain"), task_queue=task_queue,

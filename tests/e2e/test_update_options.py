@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from typing import Any
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
@@ -176,8 +177,12 @@ async def test_workflow_priority(deployment: Deployment, client: Client) -> None
         await client.workflow_service.update_workflow_execution_options(req)  # nothing changes: no event
         desc = await h.describe()
         assert desc.raw_description.workflow_execution_info.priority.priority_key == 3
-        events = [e async for e in h.fetch_history_events()]
-        updated = [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED]
+        async def options_events() -> list[Any]:
+            # Buffered behind the first workflow task when that is in flight, so it may show a moment later.
+            return [e async for e in h.fetch_history_events()
+                    if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED]
+
+        updated = await wait_until(options_events, 30, "the options event in history")
         assert len(updated) == 1
         attrs = updated[0].workflow_execution_options_updated_event_attributes
         assert attrs.priority.priority_key == 3 and attrs.identity == "op" and attrs.unset_versioning_override

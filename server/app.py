@@ -415,6 +415,8 @@ class DurataProcess:
     async def _create_namespaces(self, frontend: Any) -> None:
         names = list(dict.fromkeys(self.cfg.namespaces or ["default"]))
         await frontend.create_default_namespaces(names, frontend.config.default_namespace_retention)
+        if self.cfg.search_attributes:
+            await frontend.register_search_attributes(names, self.cfg.search_attributes)
 
     async def stop(self) -> None:
         """Graceful drain: stop accepting, end long polls, stop services, close the database."""

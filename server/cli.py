@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_server_flags(dev)
     dev.add_argument("--port", type=int, help="public gRPC port (default 7233)")
     dev.add_argument("--db-filename", metavar="FILE", help="SQLite file (default: in memory, lost at exit)")
+    dev.add_argument("--search-attribute", dest="search_attributes", action="append", default=[],
+                     metavar="NAME=TYPE", help="custom search attribute to register in the start-up namespaces "
+                     "(repeatable; TYPE: Keyword, Text, Int, Double, Bool, Datetime, KeywordList)")
 
     start = server_sub.add_parser("start", help="selected services on PostgreSQL (one role per process or several)")
     _add_common_server_flags(start)
@@ -107,6 +110,7 @@ def _server_config(args: argparse.Namespace, dev: bool) -> ServerConfig:
         cfg.db_url = db  # start-dev is SQLite by definition; only --db-filename chooses the file
         cfg.dev_mode = True
         cfg.services = list(ROLES)
+        cfg.search_attributes = [*cfg.search_attributes, *args.search_attributes]
     extra = args.namespaces or []
     cfg.namespaces = list(dict.fromkeys(["default", *cfg.namespaces, *extra]))
     return cfg

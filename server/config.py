@@ -89,6 +89,8 @@ class ServerConfig:
     # PostgreSQL connections per process at most (a cluster needs processes x this within max_connections).
     db_pool_max_size: int = 20
     namespaces: list[str] = field(default_factory=lambda: ["default"])
+    # start-dev --search-attribute NAME=TYPE: custom search attributes registered in the start-up namespaces.
+    search_attributes: list[str] = field(default_factory=list)
     # Dev mode creates/upgrades the schema itself; a cluster refuses to start on an unknown schema version.
     dev_mode: bool = False
     # How long SIGTERM waits for in-flight RPCs (long polls are ended first) before cancelling them.

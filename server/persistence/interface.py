@@ -353,6 +353,9 @@ class VisibilityRecord:
     # Serialized temporal.api.common.v1.Memo and SearchAttributes.
     memo: bytes = b""
     search_attributes: bytes = b""
+    # Custom search attribute values by slot column (``keyword01``, ``int02``...), decoded: str, int, float, bool,
+    # datetime, list[str] (KeywordList). Columns not named here are NULL.
+    custom_values: dict[str, object] = field(default_factory=dict)
 
 
 class VisibilityStore(Protocol):
@@ -361,15 +364,29 @@ class VisibilityStore(Protocol):
     async def delete_execution(self, namespace_id: str, run_id: str) -> None: ...
 
     async def list_executions(
-        self, namespace_id: str, query: str, page_size: int, next_page_token: bytes | None
+        self,
+        namespace_id: str,
+        query: str,
+        page_size: int,
+        next_page_token: bytes | None,
+        search_attributes: dict[str, str] | None = None,
     ) -> tuple[list[VisibilityRecord], bytes | None]:
         """``query`` is Temporal's list filter (see server.persistence.visibility_query). InvalidArgument if bad.
-        Newest start time first."""
+        Newest start time first. ``search_attributes``: the namespace's custom aliases (slot -> alias)."""
 
-    async def count_executions(self, namespace_id: str, query: str) -> int: ...
+    async def count_executions(
+        self, namespace_id: str, query: str, search_attributes: dict[str, str] | None = None
+    ) -> int: ...
 
-    async def count_executions_by_status(self, namespace_id: str, query: str) -> dict[int, int]:
+    async def count_executions_by_status(
+        self, namespace_id: str, query: str, search_attributes: dict[str, str] | None = None
+    ) -> dict[int, int]:
         """For ``GROUP BY ExecutionStatus``: status -> count."""
+
+    async def count_executions_grouped(
+        self, namespace_id: str, query: str, search_attributes: dict[str, str] | None = None
+    ) -> list[tuple[str | None, int]]:
+        """For ``GROUP BY <Keyword attribute>``: (value, count) pairs, None for runs without a value."""
 
 
 # ---------------------------------------------------------------- the bundle

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
+    Double,
     Index,
     Integer,
     LargeBinary,
@@ -22,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 # Unnamed primary keys get a stable name, matching the migrations.
@@ -161,6 +164,24 @@ tasks = Table(
     PrimaryKeyConstraint("namespace_id", "name", "task_type", "partition", "task_id", name="pk_tasks"),
 )
 
+# Custom search attribute slots of executions_visibility, as in Temporal's SQL visibility: a namespace's
+# attribute ``CustomerId`` is aliased to a typed slot (``Keyword01``) whose column is ``keyword01``. Datetimes are
+# microseconds; Text holds the lower-cased words framed by spaces (" a b "); KeywordList its items framed by
+# \x1f (see server/persistence/visibility_query.py for the matching predicates).
+CUSTOM_SLOT_TYPES = {
+    "bool": Boolean, "datetime": BigInteger, "double": Double, "int": BigInteger, "keyword": Text,
+    "keyword_list": Text, "text": Text,
+}  # fmt: skip
+CUSTOM_SLOT_COUNTS = {"bool": 3, "datetime": 3, "double": 3, "int": 3, "keyword": 10, "keyword_list": 3, "text": 3}
+CUSTOM_SLOT_COLUMNS = [
+    f"{kind}{i:02d}" for kind, count in CUSTOM_SLOT_COUNTS.items() for i in range(1, count + 1)
+]
+
+
+def _custom_slot_columns() -> list[Column]:  # type: ignore[type-arg]
+    return [Column(c, CUSTOM_SLOT_TYPES[c[:-2]], nullable=True) for c in CUSTOM_SLOT_COLUMNS]
+
+
 executions_visibility = Table(
     "executions_visibility",
     metadata,
@@ -182,6 +203,7 @@ executions_visibility = Table(
     Column("root_run_id", Text, nullable=False),
     Column("memo", LargeBinary, nullable=False),
     Column("search_attributes", LargeBinary, nullable=False),
+    *_custom_slot_columns(),
     PrimaryKeyConstraint("namespace_id", "run_id", name="pk_executions_visibility"),
 )
 Index(
@@ -196,6 +218,18 @@ Index(
     "ix_visibility_workflow_type", executions_visibility.c.namespace_id, executions_visibility.c.workflow_type
 )
 Index("ix_visibility_workflow_id", executions_visibility.c.namespace_id, executions_visibility.c.workflow_id)
+# Partial indexes on the slots that take equality and range predicates: runs without a value cost nothing to
+# write, and a predicate on the slot (strict comparison) implies the index's IS NOT NULL.
+INDEXED_SLOT_COLUMNS = [c for c in CUSTOM_SLOT_COLUMNS if c[:-2] in ("keyword", "int", "double", "datetime")]
+for _slot in INDEXED_SLOT_COLUMNS:
+    _where = text(f"{_slot} IS NOT NULL")
+    Index(
+        f"ix_visibility_{_slot}",
+        executions_visibility.c.namespace_id,
+        executions_visibility.c[_slot],
+        sqlite_where=_where,
+        postgresql_where=_where,
+    )
 
 cluster_membership = Table(
     "cluster_membership",

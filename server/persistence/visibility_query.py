@@ -2,12 +2,18 @@
 
 Grammar (case-insensitive keywords)::
 
-    query      := [expr] [GROUP BY ExecutionStatus]          ORDER BY is refused, as in Temporal's SQL stores
+    query      := [expr] [GROUP BY ExecutionStatus | <a Keyword attribute>]    ORDER BY is refused for now
     expr       := and_expr (OR and_expr)*
     and_expr   := unary (AND unary)*
     unary      := NOT unary | '(' expr ')' | predicate
     predicate  := field op value | field [NOT] IN (value, ...) | field [NOT] BETWEEN value AND value
                 | field [NOT] STARTS_WITH string | field IS [NOT] NULL
+
+Custom search attributes come in as ``custom`` (alias -> (column, kind)): typed slot columns of
+executions_visibility (see ``CUSTOM_SLOT_COLUMNS`` in schema.py). Messages for unknown attributes, wrong value
+types and unsupported operators are Temporal's SQL visibility texts. Text and KeywordList matching use
+``replace(column, needle, '') <> column``: portable, case-sensitive on both engines (the stored forms are built
+by ``slot_value`` below).
 
 Values are always bound as parameters (``?`` placeholders); the PostgreSQL layer renumbers them. Every
 mistake raises InvalidArgument naming the problem, so a user can fix their query from the message alone.
@@ -56,7 +62,93 @@ FIELDS: dict[str, tuple[str, str]] = {
 # Keyword columns that store "" for "absent": IS NULL must match those too.
 _EMPTY_IS_NULL = {"parent_workflow_id", "parent_run_id", "root_workflow_id", "root_run_id"}
 
-_KEYWORDS = {"AND", "OR", "NOT", "IN", "BETWEEN", "IS", "NULL", "STARTS_WITH", "ORDER", "GROUP", "BY", "LIKE"}
+_KEYWORDS = {
+    "AND", "OR", "NOT", "IN", "BETWEEN", "IS", "NULL", "STARTS_WITH", "ORDER", "GROUP", "BY", "LIKE", "TRUE", "FALSE",
+}  # fmt: skip
+# Search attribute kinds -> Temporal's type names (for messages) and the operators each accepts.
+_TYPE_NAMES = {
+    "keyword": "Keyword", "text": "Text", "keyword_list": "KeywordList", "int": "Int", "double": "Double",
+    "bool": "Bool", "datetime": "Datetime", "status": "Keyword", "duration": "Int",
+}  # fmt: skip
+_RANGE_KINDS = {"keyword", "int", "double", "datetime", "status", "duration"}
+_KIND_OPS = {
+    "keyword_list": {"=", "!=", "IN", "NOT IN"},
+    "text": {"=", "!="},
+}
+KEYWORD_LIST_SEP = "\x1f"
+_WORD_RE = re.compile(r"\w+")
+
+
+def text_words(text: str) -> list[str]:
+    """Lower-cased words of a Text value or a Text query."""
+    return _WORD_RE.findall(text.lower())
+
+
+def slot_value(kind: str, value: Any) -> Any:
+    """A decoded search attribute value as its slot column stores it."""
+    if kind == "datetime":
+        from server.persistence.sql.tx import to_micros
+
+        return to_micros(value.astimezone(UTC))
+    if kind == "keyword_list":
+        return KEYWORD_LIST_SEP + KEYWORD_LIST_SEP.join(value) + KEYWORD_LIST_SEP
+    if kind == "text":
+        return " " + " ".join(text_words(value)) + " "
+    if kind == "double":
+        return float(value)
+    if kind == "bool":
+        return bool(value)
+    return value
+
+
+def slot_kind(slot: str) -> str | None:
+    """``Keyword01`` -> ``keyword``, ``KeywordList02`` -> ``keyword_list``; None if not a slot name."""
+    m = re.match(r"^(Bool|Datetime|Double|Int|KeywordList|Keyword|Text)(\d\d)$", slot)
+    if m is None:
+        return None
+    return "keyword_list" if m.group(1) == "KeywordList" else m.group(1).lower()
+
+
+def slot_column(slot: str) -> str:
+    kind = slot_kind(slot)
+    assert kind is not None, slot
+    return f"{kind}{slot[-2:]}"
+
+
+def custom_fields(aliases: dict[str, str] | None) -> dict[str, tuple[str, str]]:
+    """A namespace's ``custom_search_attribute_aliases`` (slot -> alias) -> alias -> (SQL column, kind)."""
+    out: dict[str, tuple[str, str]] = {}
+    for slot, alias in (aliases or {}).items():
+        kind = slot_kind(slot)
+        if kind is not None:
+            out[alias] = (slot_column(slot), kind)
+    return out
+
+
+def _go_repr(value: Any) -> tuple[str, str]:
+    """A query literal as Go's ``%#v`` and ``%T`` show it (Temporal's wrong-type message)."""
+    if isinstance(value, bool):
+        return ("true" if value else "false"), "bool"
+    if isinstance(value, int):
+        return str(value), "int64"
+    if isinstance(value, float):
+        return repr(value), "float64"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"', "string"
+
+
+def _value_type_error(name: str, kind: str, value: Any) -> InvalidArgument:
+    shown, go_type = _go_repr(value)
+    return InvalidArgument(
+        f"invalid query: invalid expression: invalid value type for search attribute {name} of type "
+        f"{_TYPE_NAMES[kind]}: {shown} (type: {go_type})"
+    )
+
+
+def _operator_error(name: str, kind: str, op: str) -> InvalidArgument:
+    return InvalidArgument(
+        f"invalid query: operation is not supported: operator '{op.upper()}' not supported for "
+        f"{_TYPE_NAMES[kind]} type search attribute '{name}'"
+    )
 _COMPARE = {"=": "=", "!=": "!=", "<>": "!=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
 _TOKEN_RE = re.compile(
@@ -95,6 +187,8 @@ class VisibilityFilter:
     where: str = "1 = 1"
     params: list[Any] = field(default_factory=list)
     group_by_status: bool = False
+    # GROUP BY a Keyword attribute: its SQL column (None for none or ExecutionStatus).
+    group_by: str | None = None
 
 
 def _unquote(text: str) -> str:
@@ -176,12 +270,13 @@ MAX_VALUES = 1000
 
 
 class _Parser:
-    def __init__(self, query: str) -> None:
+    def __init__(self, query: str, custom: dict[str, tuple[str, str]] | None = None) -> None:
         self.tokens = _tokenize(query)
         self.i = 0
         self.params: list[Any] = []
         self.depth = 0
         self.predicates = 0
+        self.custom = custom or {}
 
     def peek(self, offset: int = 0) -> _Tok:
         return self.tokens[min(self.i + offset, len(self.tokens) - 1)]
@@ -204,6 +299,15 @@ class _Parser:
         if tok.kind != "op" or tok.text != op:
             raise InvalidArgument(f"invalid query: expected {op!r} at position {tok.pos}, found {tok.text!r}")
 
+    def field(self, name: str) -> tuple[str, str]:
+        if name in FIELDS:
+            return FIELDS[name]
+        if name in self.custom:
+            return self.custom[name]
+        raise InvalidArgument(
+            f"invalid query: invalid expression: column name '{name}' is not a valid search attribute"
+        )
+
     def parse(self) -> VisibilityFilter:
         result = VisibilityFilter()
         if self.peek().kind != "end" and not self.is_kw("ORDER", "GROUP"):
@@ -214,11 +318,22 @@ class _Parser:
             self.next()
             self.expect_kw("BY")
             tok = self.next()
-            if tok.kind != "ident" or tok.value != "ExecutionStatus":
+            if tok.kind != "ident":
+                raise InvalidArgument(f"invalid query: expected a search attribute after GROUP BY, found {tok.text!r}")
+            column, kind = self.field(tok.value)
+            if kind == "status":
+                result.group_by_status = True
+            elif kind == "keyword" and tok.value in self.custom:  # system Keywords are refused, as in Temporal
+                result.group_by = column
+            else:
                 raise InvalidArgument(
-                    f"invalid query: GROUP BY supports only ExecutionStatus, not {tok.text!r}"
+                    "invalid query: operation is not supported: 'GROUP BY' clause is not supported for "
+                    f"search attribute {tok.value}"
                 )
-            result.group_by_status = True
+            if self.peek().kind == "op" and self.peek().text == ",":
+                raise InvalidArgument(
+                    "invalid query: operation is not supported: 'GROUP BY' clause supports only a single field"
+                )
         tok = self.peek()
         if tok.kind != "end":
             raise InvalidArgument(f"invalid query: unexpected {tok.text!r} at position {tok.pos}")
@@ -270,12 +385,7 @@ class _Parser:
                 f"invalid query: expected a search attribute name at position {tok.pos}, found {tok.text!r}"
             )
         name = tok.value
-        if name not in FIELDS:
-            raise InvalidArgument(
-                f"invalid query: unknown or unsupported search attribute {name!r} "
-                f"(supported: {', '.join(sorted(FIELDS))})"
-            )
-        column, kind = FIELDS[name]
+        column, kind = self.field(name)
         negate = False
         if self.is_kw("NOT"):
             self.next()
@@ -283,27 +393,46 @@ class _Parser:
             if not self.is_kw("IN", "BETWEEN", "STARTS_WITH"):
                 raise InvalidArgument(f"invalid query: expected IN, BETWEEN or STARTS_WITH after {name} NOT")
         op = self.next()
+        allowed = _KIND_OPS.get(kind)
         if op.kind == "op" and op.text in _COMPARE:
-            return f"{column} {_COMPARE[op.text]} {self.bind(name, kind)}"
+            sql_op = _COMPARE[op.text]
+            if allowed is not None and sql_op not in allowed:
+                raise _operator_error(name, kind, sql_op)
+            if kind == "keyword_list":
+                return self.contains(column, [self.bind(name, kind)], negate=sql_op == "!=")
+            if kind == "text":
+                return self.text_match(column, self.bind(name, kind), negate=sql_op == "!=")
+            return f"{column} {sql_op} {self.placeholder(name, kind)}"
         if op.kind == "keyword" and op.text == "IN":
+            if allowed is not None and "IN" not in allowed:
+                raise _operator_error(name, kind, "not in" if negate else "in")
             self.expect_op("(")
             values = [self.bind(name, kind)]
             while self.peek().kind == "op" and self.peek().text == ",":
                 self.next()
                 values.append(self.bind(name, kind))
             self.expect_op(")")
-            return f"{column} {'NOT IN' if negate else 'IN'} ({', '.join(values)})"
+            if kind == "keyword_list":
+                return self.contains(column, values, negate=negate)
+            self.params.extend(values)
+            marks = ", ".join(_mark(v) for v in values)
+            return f"{column} {'NOT IN' if negate else 'IN'} ({marks})"
         if op.kind == "keyword" and op.text == "BETWEEN":
-            low = self.bind(name, kind)
+            if kind not in _RANGE_KINDS:
+                raise InvalidArgument(
+                    "invalid query: invalid expression: cannot do range condition on search attribute "
+                    f"'{name}' of type {_TYPE_NAMES[kind]}"
+                )
+            low = self.placeholder(name, kind)
             self.expect_kw("AND")
-            high = self.bind(name, kind)
+            high = self.placeholder(name, kind)
             return f"{column} {'NOT BETWEEN' if negate else 'BETWEEN'} {low} AND {high}"
         if op.kind == "keyword" and op.text == "STARTS_WITH":
             if kind != "keyword":
-                raise InvalidArgument(f"invalid query: STARTS_WITH applies to keyword attributes, not {name}")
+                raise _operator_error(name, kind, "not starts_with" if negate else "starts_with")
             prefix = self.value(name)
-            if not isinstance(prefix, str):
-                raise InvalidArgument(f"invalid query: STARTS_WITH needs a string for {name}")
+            if not isinstance(prefix, str) or isinstance(prefix, bool):
+                raise _value_type_error(name, kind, prefix)
             self.params.extend([len(prefix), prefix])
             cond = f"substr({column}, 1, ?) = ?"
             return f"(NOT {cond})" if negate else cond
@@ -323,36 +452,69 @@ class _Parser:
             f"invalid query: unsupported operator {op.text!r} after {name} at position {op.pos}"
         )
 
+    def contains(self, column: str, values: list[Any], *, negate: bool) -> str:
+        """KeywordList membership: ``=`` is "contains", IN is "contains any"; NULL lists match neither form."""
+        conds = []
+        for v in values:
+            self.params.append(KEYWORD_LIST_SEP + v + KEYWORD_LIST_SEP)
+            conds.append(f"replace({column}, ?, '') <> {column}")
+        any_of = conds[0] if len(conds) == 1 else "(" + " OR ".join(conds) + ")"
+        return f"(NOT {any_of})" if negate else any_of
+
+    def text_match(self, column: str, text: str, *, negate: bool) -> str:
+        """Text match: every word of the value is a word of the attribute (case-insensitive)."""
+        words = text_words(text)
+        if not words:
+            return f"({column} IS NOT NULL)" if negate else "(1 = 0)"
+        conds = []
+        for w in words:
+            self.params.append(f" {w} ")
+            conds.append(f"replace({column}, ?, '') <> {column}")
+        match = "(" + " AND ".join(conds) + ")"
+        return f"(NOT {match})" if negate else match
+
     def value(self, name: str) -> Any:
         tok = self.next()
+        if tok.kind == "keyword" and tok.text in ("TRUE", "FALSE"):
+            return tok.text == "TRUE"
         if tok.kind not in ("string", "number"):
             raise InvalidArgument(
                 f"invalid query: expected a value for {name} at position {tok.pos}, found {tok.text!r}"
             )
         return tok.value
 
-    def bind(self, name: str, kind: str) -> str:
-        raw = self.value(name)
-        self.params.append(_convert(name, kind, raw))
-        return "?"
+    def bind(self, name: str, kind: str) -> Any:
+        return _convert(name, kind, self.value(name))
+
+    def placeholder(self, name: str, kind: str) -> str:
+        value = self.bind(name, kind)
+        self.params.append(value)
+        return _mark(value)
+
+
+def _mark(value: Any) -> str:
+    # A fraction compared with an integer column: typed so PostgreSQL does not insist on an integer parameter.
+    return "CAST(? AS DOUBLE PRECISION)" if isinstance(value, float) else "?"
 
 
 def _convert(name: str, kind: str, raw: Any) -> Any:
-    if kind == "keyword":
+    is_bool = isinstance(raw, bool)
+    if kind in ("keyword", "text", "keyword_list"):
         if not isinstance(raw, str):
-            raise InvalidArgument(f"invalid query: {name} needs a string value, got {raw!r}")
+            raise _value_type_error(name, kind, raw)
         return raw
-    if kind == "int":
-        if isinstance(raw, str):
-            try:
-                return int(raw)
-            except ValueError:
-                raise InvalidArgument(f"invalid query: {name} needs an integer, got {raw!r}") from None
-        if isinstance(raw, float):
-            raise InvalidArgument(f"invalid query: {name} needs an integer, got {raw!r}")
+    if kind in ("int", "double"):
+        if is_bool or not isinstance(raw, int | float):
+            raise _value_type_error(name, kind, raw)
+        if kind == "double":
+            return float(raw)
+        return int(raw) if isinstance(raw, float) and raw.is_integer() else raw
+    if kind == "bool":
+        if not is_bool:
+            raise _value_type_error(name, kind, raw)
         return raw
     if kind == "status":
-        if isinstance(raw, int) and raw in STATUS_NAMES.values():
+        if not is_bool and isinstance(raw, int) and raw in STATUS_NAMES.values():
             return raw
         if isinstance(raw, str) and raw in STATUS_NAMES:
             return STATUS_NAMES[raw]
@@ -360,13 +522,18 @@ def _convert(name: str, kind: str, raw: Any) -> Any:
             f"invalid query: ExecutionStatus value {raw!r} is not one of {', '.join(STATUS_NAMES)}"
         )
     if kind == "datetime":
-        if isinstance(raw, int):
+        if isinstance(raw, int) and not is_bool:
             return raw // 1000  # integer values are nanoseconds since the epoch, as in Temporal
         if isinstance(raw, str):
-            return parse_time(raw, name)
-        raise InvalidArgument(f"invalid query: {name} needs an RFC3339 time, got {raw!r}")
+            try:
+                return parse_time(raw, name)
+            except InvalidArgument:
+                raise InvalidArgument(
+                    f"invalid query: invalid expression: unable to parse datetime '{raw}'"
+                ) from None
+        raise _value_type_error(name, kind, raw)
     if kind == "duration":
-        if isinstance(raw, int):
+        if isinstance(raw, int) and not is_bool:
             return raw // 1000  # nanoseconds
         if isinstance(raw, str):
             return _parse_duration(raw, name)
@@ -374,8 +541,8 @@ def _convert(name: str, kind: str, raw: Any) -> Any:
     raise AssertionError(kind)
 
 
-def parse_query(query: str) -> VisibilityFilter:
-    """Parse a list filter. Empty/whitespace query matches everything."""
+def parse_query(query: str, custom: dict[str, tuple[str, str]] | None = None) -> VisibilityFilter:
+    """Parse a list filter. Empty/whitespace query matches everything. ``custom``: see ``custom_fields``."""
     if not query or not query.strip():
         return VisibilityFilter()
-    return _Parser(query).parse()
+    return _Parser(query, custom).parse()

@@ -29,6 +29,7 @@ from server.common.errors import AlreadyExists, InvalidArgument, NotFound, Servi
 from server.gen.durata.internal.history.v1 import service_pb2 as hs
 from services.frontend.base import HandlerBase, log_context
 from services.frontend.config import FrontendConfig
+from services.frontend.search_attributes import check_search_attributes
 from services.frontend.validation import (
     validate_start,
     validate_update,
@@ -129,6 +130,10 @@ class MultiOperationHandlers(HandlerBase):
         start = wsv1.StartWorkflowExecutionRequest()
         start.CopyFrom(request.operations[0].start_workflow)
         start.namespace = request.namespace
+        try:
+            await check_search_attributes(self._ctx.namespaces, entry, start.search_attributes)
+        except InvalidArgument as e:
+            raise MultiOperationError(FRONTEND_MESSAGE, [e, _ABORTED]) from None
         if not start.request_id:
             start.request_id = str(uuid.uuid4())
         if not start.workflow_id_conflict_policy:

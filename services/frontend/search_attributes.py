@@ -1,83 +1,61 @@
-"""Search attribute catalogue: the system attributes, and custom attributes as SQL-visibility aliases.
-
-Custom attributes are kept the way the real server keeps them for SQL visibility: in the namespace's
-``config.custom_search_attribute_aliases`` as column -> alias (``"Keyword01" -> "CustomerId"``); the column name's
-prefix is the type and the number of columns per type is fixed. History/visibility can read the same map.
-"""
+"""Search attributes at the Frontend: request values checked against the namespace's registered attributes
+(the catalogue itself is server/common/search_attribute_catalogue.py), and start-dev's attribute specs."""
 
 from __future__ import annotations
 
-import re
+from temporalio.api.common.v1.message_pb2 import SearchAttributes
 
-from temporalio.api.enums.v1 import common_pb2 as common_enums
+from server.common.search_attribute_catalogue import (
+    CUSTOM_COLUMNS,
+    IVT,
+    SYSTEM_SEARCH_ATTRIBUTES,
+    apply_types,
+    column_type,
+    custom_attributes,
+    free_column,
+    unknown_names,
+    validate_search_attributes,
+)
+from services.frontend.namespace_registry import NamespaceEntry, NamespaceRegistry
 
-IVT = common_enums.IndexedValueType
-
-SYSTEM_SEARCH_ATTRIBUTES: dict[str, IVT.ValueType] = {
-    "WorkflowId": IVT.INDEXED_VALUE_TYPE_KEYWORD,
-    "RunId": IVT.INDEXED_VALUE_TYPE_KEYWORD,
-    "WorkflowType": IVT.INDEXED_VALUE_TYPE_KEYWORD,
-    "StartTime": IVT.INDEXED_VALUE_TYPE_DATETIME,
-    "ExecutionTime": IVT.INDEXED_VALUE_TYPE_DATETIME,
-    "CloseTime": IVT.INDEXED_VALUE_TYPE_DATETIME,
-    "ExecutionDuration": IVT.INDEXED_VALUE_TYPE_INT,
-    "ExecutionStatus": IVT.INDEXED_VALUE_TYPE_KEYWORD,
-    "TaskQueue": IVT.INDEXED_VALUE_TYPE_KEYWORD,
-    "HistoryLength": IVT.INDEXED_VALUE_TYPE_INT,
-    "HistorySizeBytes": IVT.INDEXED_VALUE_TYPE_INT,
-    "StateTransitionCount": IVT.INDEXED_VALUE_TYPE_INT,
-    "ParentWorkflowId": IVT.INDEXED_VALUE_TYPE_KEYWORD,
-    "ParentRunId": IVT.INDEXED_VALUE_TYPE_KEYWORD,
-    "RootWorkflowId": IVT.INDEXED_VALUE_TYPE_KEYWORD,
-    "RootRunId": IVT.INDEXED_VALUE_TYPE_KEYWORD,
-    "TemporalChangeVersion": IVT.INDEXED_VALUE_TYPE_KEYWORD_LIST,
-    "BinaryChecksums": IVT.INDEXED_VALUE_TYPE_KEYWORD_LIST,
-    "BuildIds": IVT.INDEXED_VALUE_TYPE_KEYWORD_LIST,
-    "BatcherNamespace": IVT.INDEXED_VALUE_TYPE_KEYWORD,
-    "BatcherUser": IVT.INDEXED_VALUE_TYPE_KEYWORD,
-    "TemporalScheduledStartTime": IVT.INDEXED_VALUE_TYPE_DATETIME,
-    "TemporalScheduledById": IVT.INDEXED_VALUE_TYPE_KEYWORD,
-    "TemporalSchedulePaused": IVT.INDEXED_VALUE_TYPE_BOOL,
-    "TemporalNamespaceDivision": IVT.INDEXED_VALUE_TYPE_KEYWORD,
-    "TemporalPauseInfo": IVT.INDEXED_VALUE_TYPE_KEYWORD_LIST,
-    "TemporalReportedProblems": IVT.INDEXED_VALUE_TYPE_KEYWORD_LIST,
-    "TemporalWorkerDeployment": IVT.INDEXED_VALUE_TYPE_KEYWORD,
-    "TemporalWorkerDeploymentVersion": IVT.INDEXED_VALUE_TYPE_KEYWORD,
-    "TemporalWorkflowVersioningBehavior": IVT.INDEXED_VALUE_TYPE_KEYWORD,
-}
-
-# Column prefix -> (type, number of columns), as in the real server's SQL visibility schema.
-CUSTOM_COLUMNS: dict[str, tuple[IVT.ValueType, int]] = {
-    "Bool": (IVT.INDEXED_VALUE_TYPE_BOOL, 3),
-    "Datetime": (IVT.INDEXED_VALUE_TYPE_DATETIME, 3),
-    "Double": (IVT.INDEXED_VALUE_TYPE_DOUBLE, 3),
-    "Int": (IVT.INDEXED_VALUE_TYPE_INT, 3),
-    "Keyword": (IVT.INDEXED_VALUE_TYPE_KEYWORD, 10),
-    "KeywordList": (IVT.INDEXED_VALUE_TYPE_KEYWORD_LIST, 3),
-    "Text": (IVT.INDEXED_VALUE_TYPE_TEXT, 3),
-}
-_COLUMN = re.compile(r"^([A-Za-z]+?)(\d\d)$")
+__all__ = [
+    "CUSTOM_COLUMNS", "SYSTEM_SEARCH_ATTRIBUTES", "apply_types", "check_search_attributes", "column_type",
+    "custom_attributes", "free_column", "parse_search_attribute_specs", "validate_search_attributes",
+]
 
 
-def column_type(column: str) -> IVT.ValueType:
-    """Type of a custom column name (``Keyword01`` -> KEYWORD); UNSPECIFIED if it is not one of ours."""
-    match = _COLUMN.match(column)
-    if match is None or match.group(1) not in CUSTOM_COLUMNS:
-        return IVT.INDEXED_VALUE_TYPE_UNSPECIFIED
-    return CUSTOM_COLUMNS[match.group(1)][0]
+async def check_search_attributes(
+    registry: NamespaceRegistry, entry: NamespaceEntry, attributes: SearchAttributes
+) -> None:
+    """validate_search_attributes against the namespace's registered attributes, re-reading the namespace once
+    when a name is not known yet (another frontend may have registered it within the cache's lifetime)."""
+    if not attributes.indexed_fields:
+        return
+    aliases = dict(entry.description.config.custom_search_attribute_aliases)
+    if unknown_names(attributes, aliases):
+        registry.invalidate(entry)
+        fresh = await registry.by_id(entry.id)
+        aliases = dict(fresh.description.config.custom_search_attribute_aliases)
+    validate_search_attributes(attributes, aliases)
 
 
-def custom_attributes(aliases: dict[str, str]) -> dict[str, IVT.ValueType]:
-    """Alias name -> type for a namespace's ``custom_search_attribute_aliases`` (column -> alias)."""
-    return {alias: column_type(column) for column, alias in aliases.items()}
+def parse_search_attribute_specs(specs: list[str]) -> dict[str, IVT.ValueType]:
+    """``["CustomerId=Keyword", ...]`` (start-dev ``--search-attribute``) -> name -> type; ValueError if bad."""
+    by_name = {name.lower(): value for name, value in _TYPE_BY_NAME.items()}
+    out: dict[str, IVT.ValueType] = {}
+    for spec in specs:
+        name, sep, type_name = spec.partition("=")
+        value_type = by_name.get(type_name.strip().lower())
+        if not sep or not name.strip() or value_type is None:
+            raise ValueError(
+                f"invalid search attribute {spec!r}: expected NAME=TYPE with TYPE one of {', '.join(_TYPE_BY_NAME)}"
+            )
+        out[name.strip()] = value_type
+    return out
 
 
-def free_column(aliases: dict[str, str], value_type: IVT.ValueType) -> str | None:
-    for prefix, (typ, count) in CUSTOM_COLUMNS.items():
-        if typ != value_type:
-            continue
-        for i in range(1, count + 1):
-            column = f"{prefix}{i:02d}"
-            if column not in aliases:
-                return column
-    return None
+_TYPE_BY_NAME: dict[str, IVT.ValueType] = {
+    "Keyword": IVT.INDEXED_VALUE_TYPE_KEYWORD, "Text": IVT.INDEXED_VALUE_TYPE_TEXT,
+    "Int": IVT.INDEXED_VALUE_TYPE_INT, "Double": IVT.INDEXED_VALUE_TYPE_DOUBLE, "Bool": IVT.INDEXED_VALUE_TYPE_BOOL,
+    "Datetime": IVT.INDEXED_VALUE_TYPE_DATETIME, "KeywordList": IVT.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+}  # fmt: skip

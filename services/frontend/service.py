@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
 from server.persistence.interface import Persistence
 from services.frontend.base import log
 from services.frontend.config import FrontendConfig
@@ -13,6 +15,7 @@ from services.frontend.handler import WorkflowServiceHandler
 from services.frontend.namespace_handlers import create_default_namespaces
 from services.frontend.namespace_registry import NamespaceRegistry
 from services.frontend.operator import OperatorHandler
+from services.frontend.search_attributes import parse_search_attribute_specs
 
 
 class FrontendService:
@@ -64,6 +67,14 @@ class FrontendService:
     async def create_default_namespaces(self, names: list[str], retention: timedelta) -> None:
         """start-dev: make sure these namespaces exist (existing ones are left untouched)."""
         await create_default_namespaces(self._ctx, names, retention)
+
+    async def register_search_attributes(self, names: list[str], specs: list[str]) -> None:
+        """start-dev ``--search-attribute NAME=TYPE``: registered in each namespace (already there: left alone)."""
+        wanted = parse_search_attribute_specs(specs)
+        for name in names:
+            await self.operator_handler.AddSearchAttributes(
+                AddSearchAttributesRequest(namespace=name, search_attributes=wanted)
+            )
 
 
 __all__ = ["FrontendConfig", "FrontendService"]

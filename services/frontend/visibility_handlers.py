@@ -11,10 +11,12 @@ from temporalio.api.workflow.v1 import message_pb2 as workflow
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 
 from server.common.errors import InvalidArgument
+from server.common.search_attribute_values import canonical_payload, custom_types, metadata_type
 from server.persistence.interface import VisibilityRecord
-from server.persistence.visibility_query import parse_query
+from server.persistence.visibility_query import custom_fields, parse_query
 from services.frontend.base import HandlerBase
 from services.frontend.namespace_registry import NamespaceEntry
+from services.frontend.search_attributes import SYSTEM_SEARCH_ATTRIBUTES
 
 
 def status_name(status: int) -> str:
@@ -31,7 +33,21 @@ def _keyword_payload(value: str) -> common.Payload:
     )
 
 
-def execution_info(record: VisibilityRecord, namespace_id: str) -> workflow.WorkflowExecutionInfo:
+def _null_payload() -> common.Payload:
+    return common.Payload(metadata={"encoding": b"binary/null", "type": b"Keyword"})
+
+
+def attribute_types(aliases: dict[str, str]) -> dict[str, int]:
+    types: dict[str, int] = dict(SYSTEM_SEARCH_ATTRIBUTES)
+    types.update(custom_types(aliases))
+    return types
+
+
+def execution_info(
+    record: VisibilityRecord, namespace_id: str, aliases: dict[str, str] | None = None
+) -> workflow.WorkflowExecutionInfo:
+    """A visibility row as List returns it; search attributes carry their ``type`` and Temporal's canonical
+    encodings (datetimes in RFC 3339 UTC). ``aliases``: the namespace's custom attributes (slot -> alias)."""
     info = workflow.WorkflowExecutionInfo(
         execution=common.WorkflowExecution(workflow_id=record.workflow_id, run_id=record.run_id),
         type=common.WorkflowType(name=record.workflow_type),
@@ -60,7 +76,11 @@ def execution_info(record: VisibilityRecord, namespace_id: str) -> workflow.Work
     if record.memo:
         info.memo.CopyFrom(common.Memo.FromString(record.memo))
     if record.search_attributes:
-        info.search_attributes.CopyFrom(common.SearchAttributes.FromString(record.search_attributes))
+        stored = common.SearchAttributes.FromString(record.search_attributes)
+        types = attribute_types(aliases or {})
+        for name, payload in stored.indexed_fields.items():
+            value_type = types.get(name, metadata_type(payload))
+            info.search_attributes.indexed_fields[name].CopyFrom(canonical_payload(payload, value_type))
     return info
 
 
@@ -74,10 +94,11 @@ class VisibilityHandlers(HandlerBase):
     async def _list(
         self, entry: NamespaceEntry, query: str, page_size: int, token: bytes
     ) -> tuple[list[workflow.WorkflowExecutionInfo], bytes]:
+        aliases = dict(entry.description.config.custom_search_attribute_aliases)
         records, next_token = await self._ctx.persistence.visibility.list_executions(
-            entry.id, query, self._page_size(page_size), token or None
+            entry.id, query, self._page_size(page_size), token or None, aliases
         )
-        return [execution_info(r, entry.id) for r in records], next_token or b""
+        return [execution_info(r, entry.id, aliases) for r in records], next_token or b""
 
     async def ListWorkflowExecutions(
         self, request: wsv1.ListWorkflowExecutionsRequest, *, deadline: float | None = None
@@ -99,11 +120,24 @@ class VisibilityHandlers(HandlerBase):
     ) -> wsv1.CountWorkflowExecutionsResponse:
         entry = await self._namespace(request.namespace)
         visibility = self._ctx.persistence.visibility
+        aliases = dict(entry.description.config.custom_search_attribute_aliases)
         # Parsed here only to pick the store call; the store parses again (and owns the query language).
-        if not parse_query(request.query).group_by_status:
-            count = await visibility.count_executions(entry.id, request.query)
+        flt = parse_query(request.query, custom_fields(aliases))
+        if flt.group_by is not None:
+            grouped = await visibility.count_executions_grouped(entry.id, request.query, aliases)
+            keyword_groups = [
+                wsv1.CountWorkflowExecutionsResponse.AggregationGroup(
+                    group_values=[_keyword_payload(value) if value is not None else _null_payload()], count=count
+                )
+                for value, count in grouped
+            ]
+            return wsv1.CountWorkflowExecutionsResponse(
+                count=sum(g.count for g in keyword_groups), groups=keyword_groups
+            )
+        if not flt.group_by_status:
+            count = await visibility.count_executions(entry.id, request.query, aliases)
             return wsv1.CountWorkflowExecutionsResponse(count=count)
-        by_status = await visibility.count_executions_by_status(entry.id, request.query)
+        by_status = await visibility.count_executions_by_status(entry.id, request.query, aliases)
         groups = [
             wsv1.CountWorkflowExecutionsResponse.AggregationGroup(
                 group_values=[_keyword_payload(status_name(status))], count=count

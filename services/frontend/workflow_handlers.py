@@ -17,6 +17,7 @@ from server.common.errors import InvalidArgument
 from server.gen.durata.internal.history.v1 import service_pb2 as hs
 from server.rpc.adapters import request_header
 from services.frontend.base import HandlerBase, log_context
+from services.frontend.search_attributes import apply_types, check_search_attributes
 from services.frontend.validation import (
     check_blob_size,
     check_execution,
@@ -40,6 +41,7 @@ class WorkflowHandlers(HandlerBase):
     ) -> wsv1.StartWorkflowExecutionResponse:
         entry = await self._namespace(request.namespace)
         validate_start(request, self._ctx.config)
+        await check_search_attributes(self._ctx.namespaces, entry, request.search_attributes)
         internal = hs.StartWorkflowExecutionRequest(namespace_id=entry.id, request=request)
         if not internal.request.request_id:
             # Direct API users may omit it; SDKs always send one so their retries stay idempotent.
@@ -52,6 +54,7 @@ class WorkflowHandlers(HandlerBase):
     ) -> wsv1.SignalWithStartWorkflowExecutionResponse:
         entry = await self._namespace(request.namespace)
         validate_start(request, self._ctx.config)
+        await check_search_attributes(self._ctx.namespaces, entry, request.search_attributes)
         internal = hs.SignalWithStartWorkflowExecutionRequest(namespace_id=entry.id, request=request)
         if not internal.request.request_id:
             internal.request.request_id = str(uuid.uuid4())
@@ -117,7 +120,10 @@ class WorkflowHandlers(HandlerBase):
         check_execution(request.execution, self._ctx.config, present=request.HasField("execution"))
         internal = hs.DescribeWorkflowExecutionRequest(namespace_id=entry.id, request=request)
         with log_context(namespace=entry.name, workflow_id=request.execution.workflow_id):
-            return await self._ctx.history.DescribeWorkflowExecution(internal, deadline=deadline)
+            resp = await self._ctx.history.DescribeWorkflowExecution(internal, deadline=deadline)
+        aliases = dict(entry.description.config.custom_search_attribute_aliases)
+        apply_types(resp.workflow_execution_info.search_attributes, aliases)  # Temporal's ApplyTypeMap
+        return resp
 
     async def ResetStickyTaskQueue(
         self, request: wsv1.ResetStickyTaskQueueRequest, *, deadline: float | None = None

@@ -17,7 +17,7 @@ from server.gen.durata.internal.common.v1 import tokens_pb2
 from server.gen.durata.internal.history.v1 import service_pb2 as hs
 from server.gen.durata.internal.history.v1 import state_pb2
 
-from . import activities, metrics, updates
+from . import activities, metrics, search_attributes, updates
 from .engine import Engine
 from .mutable_state import MutableState
 from .shard import ShardContext
@@ -166,11 +166,14 @@ async def respond_workflow_task_completed(
         )):
             started_attrs = await engine.started_attributes(shard, namespace_id, tok.workflow_id, tok.run_id)
     key = (namespace_id, tok.workflow_id, tok.run_id)
+    upserts = search_attributes.upserted_attributes(list(req.commands))
+    sa_aliases = await search_attributes.namespace_aliases(engine, namespace_id, upserts) if upserts else None
 
     def apply(ms: MutableState) -> CompletionResult:
         if not token_matches_wft(ms, tok):
             raise NotFound(WFT_NOT_FOUND)
         ms.started_attributes = started_attrs
+        ms.search_attribute_aliases = sa_aliases
         return complete_workflow_task(
             ms, req, engine.config, engine.updates.requests(key), engine.updates.has_undelivered(key)
         )

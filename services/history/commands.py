@@ -14,7 +14,8 @@ from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
 from temporalio.api.history.v1 import message_pb2 as history_pb2
 
 from server.common.durations import validate_and_cap
-from server.common.errors import shorten
+from server.common.errors import InvalidArgument, shorten
+from server.common.search_attribute_catalogue import validate_search_attributes
 from server.gen.durata.internal.history.v1 import state_pb2
 from server.persistence.interface import TaskCategory
 
@@ -22,6 +23,7 @@ from . import activities, chains, children, external
 from .activities import CommandError
 from .config import HistoryConfig
 from .mutable_state import MutableState, T, from_dur, from_ts, to_ts
+from .search_attributes import check_command_search_attributes
 from .updates import ProtocolContext
 
 CT = command_type_pb2.CommandType
@@ -116,6 +118,11 @@ def apply_commands(
             sa = cmd.upsert_workflow_search_attributes_command_attributes.search_attributes
             if not sa.indexed_fields:
                 raise CommandError(fc.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES, "SearchAttributes are not set on UpsertWorkflowSearchAttributesCommand.")
+            if ms.search_attribute_aliases is not None:
+                try:
+                    validate_search_attributes(sa, ms.search_attribute_aliases)
+                except InvalidArgument as e:
+                    raise CommandError(fc.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES, e.message) from None
             ev = ms.append(
                 history_pb2.UpsertWorkflowSearchAttributesEventAttributes(
                     workflow_task_completed_event_id=completed_id, search_attributes=sa
@@ -151,8 +158,10 @@ def apply_commands(
             failed.retry_state, failed.new_execution_run_id = chains.retry_or_cron(ms, fa.failure, config)  # type: ignore[assignment]
             ev = ms.close(ST.WORKFLOW_EXECUTION_STATUS_FAILED, failed)
         elif ct == CT.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION:
+            check_command_search_attributes(ms, cmd)
             ev = chains.continue_as_new(ms, cmd.continue_as_new_workflow_execution_command_attributes, completed_id, config)
         elif ct == CT.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION:
+            check_command_search_attributes(ms, cmd)
             ev = children.initiate_child(ms, cmd.start_child_workflow_execution_command_attributes, completed_id)
         elif ct == CT.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION:
             ev = external.initiate_signal(ms, cmd.signal_external_workflow_execution_command_attributes, completed_id)

@@ -91,6 +91,9 @@ class MutableState:
     # limit.historyCount/historySize.suggestContinueAsNew; the shard sets them from the history config).
     suggest_can_events: int = 4 * 1024
     suggest_can_bytes: int = 4 * 1024 * 1024
+    # The namespace's custom search attributes (slot -> alias), supplied by the caller when commands may carry
+    # search attributes to validate (sans-IO); None: not checked.
+    search_attribute_aliases: dict[str, str] | None = None
 
     # ------------------------------------------------------------------ basics
 

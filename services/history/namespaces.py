@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
@@ -19,6 +19,8 @@ class NamespaceEntry:
     id: str
     name: str
     retention: timedelta
+    # Custom search attributes: slot -> alias (the namespace config's custom_search_attribute_aliases).
+    search_attribute_aliases: dict[str, str] = field(default_factory=dict)
 
 
 class NamespaceCache:
@@ -32,6 +34,10 @@ class NamespaceCache:
         if rec is None:
             raise NamespaceNotFound(name)
         return await self.get(rec.id)
+
+    def invalidate(self, namespace_id: str) -> None:
+        """Forget a cached entry (e.g. a search attribute name it does not know yet was just registered)."""
+        self._cache.pop(namespace_id, None)
 
     async def get(self, namespace_id: str) -> NamespaceEntry:
         hit = self._cache.get(namespace_id)
@@ -47,6 +53,6 @@ class NamespaceCache:
             ttl = desc.config.workflow_execution_retention_ttl.ToTimedelta()
             if ttl > timedelta(0):
                 retention = ttl
-        entry = NamespaceEntry(rec.id, rec.name, retention)
+        entry = NamespaceEntry(rec.id, rec.name, retention, dict(desc.config.custom_search_attribute_aliases))
         self._cache[namespace_id] = (time.monotonic() + TTL_SECONDS, entry)
         return entry

@@ -12,7 +12,7 @@ from server.gen.durata.internal.history.v1 import state_pb2
 from server.gen.durata.internal.matching.v1 import service_pb2 as matching_pb2
 from server.persistence.interface import HistoryTask, VisibilityRecord
 
-from . import activities, commands, outbound_tasks, workflow_ops
+from . import activities, commands, outbound_tasks, search_attributes, workflow_ops
 from .engine import Engine
 from .mutable_state import MutableState, from_ts
 from .shard import ShardContext
@@ -176,7 +176,11 @@ async def handle_visibility(engine: Engine, shard: ShardContext, task: HistoryTa
     ms = await _load_committed(shard, task)
     if ms is None:
         return
-    await engine.persistence.visibility.upsert_execution(visibility_record(ms))
+    record = visibility_record(ms)
+    record.custom_values = await search_attributes.visibility_slot_values(
+        engine, ms.record.namespace_id, ms.record.search_attributes
+    )
+    await engine.persistence.visibility.upsert_execution(record)
 
 
 def visibility_record(ms: MutableState) -> VisibilityRecord:

@@ -155,11 +155,11 @@ async def test_delete(persistence: Persistence) -> None:
         ("WorkflowId = ", "expected a value"),
         ("WorkflowId = 'x' ORDER BY StartTime", "ORDER BY"),
         ("ExecutionStatus = 'Sleeping'", "Sleeping"),
-        ("StartTime > 'yesterday'", "RFC3339"),
+        ("StartTime > 'yesterday'", "unable to parse datetime 'yesterday'"),
         ("(WorkflowId = 'x'", "')'"),
         ("WorkflowId = 'x' AND", "search attribute"),
         ("HistoryLength STARTS_WITH 'x'", "STARTS_WITH"),
-        ("WorkflowId = 'it''s' GROUP BY WorkflowType", "GROUP BY"),
+        ("WorkflowId = 'it''s' GROUP BY HistoryLength", "GROUP BY"),
         ("WorkflowId ~ 'x'", "unexpected character"),
     ],
 )

@@ -68,18 +68,19 @@ def test_group_by() -> None:
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("CustomKeywordField = 'x'", "unknown or unsupported search attribute 'CustomKeywordField'"),
+        ("CustomKeywordField = 'x'", "column name 'CustomKeywordField' is not a valid search attribute"),
         ("WorkflowId", "unsupported operator 'end of query'"),
         ("WorkflowId = 'x' WorkflowType = 'y'", "unexpected 'WorkflowType'"),
         ("WorkflowId IN ()", "expected a value"),
-        ("HistoryLength = 'many'", "needs an integer"),
-        ("HistoryLength = 1.5", "needs an integer"),
-        ("WorkflowId = 5", "needs a string"),
+        ("HistoryLength = 'many'", 'HistoryLength of type Int: "many" (type: string)'),
+        ("HistoryLength = true", "HistoryLength of type Int: true (type: bool)"),
+        ("WorkflowId = 5", "WorkflowId of type Keyword: 5 (type: int64)"),
         ("WorkflowId NOT = 'x'", "expected IN, BETWEEN or STARTS_WITH"),
         ("StartTime BETWEEN '2024-01-01T00:00:00Z'", "expected AND"),
         ("WorkflowId = 'unterminated", "unexpected character"),
         ("ORDER BY StartTime", "ORDER BY is not supported"),
-        ("GROUP BY WorkflowType", "GROUP BY supports only ExecutionStatus"),
+        ("GROUP BY StartTime", "'GROUP BY' clause is not supported for search attribute StartTime"),
+        ("GROUP BY WorkflowType", "'GROUP BY' clause is not supported for search attribute WorkflowType"),
     ],
 )
 def test_errors_name_the_problem(query: str, message: str) -> None:

@@ -77,7 +77,8 @@ def _start(kind: str, tmp: str) -> tuple[subprocess.Popen[bytes], str, int]:
         durata = shutil.which("durata")
         metrics_port = _free_port()
         cmd = ([durata] if durata else [sys.executable, "-m", "server"]) + [
-            "server", "start-dev", "--port", str(port), "--db-filename", db, "--metrics-port", str(metrics_port)]
+            "server", "start-dev", "--port", str(port), "--db-filename", db, "--metrics-port", str(metrics_port),
+            "--search-attribute", "CustomKeywordField=Keyword", "--search-attribute", "CustomIntField=Int"]
     proc = subprocess.Popen(cmd, cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     return proc, f"127.0.0.1:{port}", metrics_port

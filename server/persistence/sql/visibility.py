@@ -1,4 +1,5 @@
-"""Visibility rows (plain columns) with list/count through the parsed list-filter language."""
+"""Visibility rows (plain columns plus typed custom search attribute slots) with list/count through the
+parsed list-filter language."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 
 from server.common.errors import InvalidArgument
 from server.persistence.interface import VisibilityRecord
+from server.persistence.schema import CUSTOM_SLOT_COLUMNS
 from server.persistence.sql.tx import (
     Database,
     Row,
@@ -15,7 +17,7 @@ from server.persistence.sql.tx import (
     opt_micros,
     to_micros,
 )
-from server.persistence.visibility_query import VisibilityFilter, parse_query
+from server.persistence.visibility_query import VisibilityFilter, custom_fields, parse_query, slot_value
 
 _COLS = (
     "namespace_id, run_id, workflow_id, workflow_type, task_queue, status, start_time, execution_time, close_time, "
@@ -23,11 +25,24 @@ _COLS = (
     "root_workflow_id, root_run_id, memo, search_attributes"
 )
 _COL_NAMES = [c.strip() for c in _COLS.split(",")]
+_WRITE_COLS = [*_COL_NAMES, *CUSTOM_SLOT_COLUMNS]
 _UPSERT = (
-    f"INSERT INTO executions_visibility ({_COLS}) VALUES ({', '.join('?' * len(_COL_NAMES))}) "
+    f"INSERT INTO executions_visibility ({', '.join(_WRITE_COLS)}) VALUES ({', '.join('?' * len(_WRITE_COLS))}) "
     "ON CONFLICT (namespace_id, run_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _COL_NAMES[2:])
+    + ", ".join(f"{c} = excluded.{c}" for c in _WRITE_COLS[2:])
 )
+
+
+def _slot_args(values: dict[str, object]) -> list[object]:
+    out: list[object] = []
+    for column in CUSTOM_SLOT_COLUMNS:
+        v = values.get(column)
+        out.append(None if v is None else slot_value(column[:-2], v))
+    return out
+
+
+def _parse(query: str, search_attributes: dict[str, str] | None) -> VisibilityFilter:
+    return parse_query(query, custom_fields(search_attributes))
 
 
 def _record(row: Row) -> VisibilityRecord:
@@ -71,7 +86,7 @@ class SqlVisibilityStore:
             r.namespace_id, r.run_id, r.workflow_id, r.workflow_type, r.task_queue, r.status,
             to_micros(r.start_time), to_micros(r.execution_time), opt_micros(r.close_time), r.history_length,
             r.history_size_bytes, r.state_transition_count, r.parent_workflow_id, r.parent_run_id,
-            r.root_workflow_id, r.root_run_id, r.memo, r.search_attributes,
+            r.root_workflow_id, r.root_run_id, r.memo, r.search_attributes, *_slot_args(r.custom_values),
         )  # fmt: skip
         await self._db.execute_one(_UPSERT, *args)
 
@@ -81,10 +96,15 @@ class SqlVisibilityStore:
         )
 
     async def list_executions(
-        self, namespace_id: str, query: str, page_size: int, next_page_token: bytes | None
+        self,
+        namespace_id: str,
+        query: str,
+        page_size: int,
+        next_page_token: bytes | None,
+        search_attributes: dict[str, str] | None = None,
     ) -> tuple[list[VisibilityRecord], bytes | None]:
-        flt = parse_query(query)
-        if flt.group_by_status:
+        flt = _parse(query, search_attributes)
+        if flt.group_by_status or flt.group_by:
             raise InvalidArgument("invalid query: GROUP BY is only supported by CountWorkflowExecutions")
         size = max(page_size, 1)
         sql = f"SELECT {_COLS} FROM executions_visibility WHERE namespace_id = ? AND ({flt.where})"
@@ -105,8 +125,10 @@ class SqlVisibilityStore:
             token = json.dumps({"start_time": last[6], "run_id": last[1]}).encode()
         return page, token
 
-    async def count_executions(self, namespace_id: str, query: str) -> int:
-        flt = parse_query(query)
+    async def count_executions(
+        self, namespace_id: str, query: str, search_attributes: dict[str, str] | None = None
+    ) -> int:
+        flt = _parse(query, search_attributes)
 
         row = await fetch_one(
             self._db,
@@ -116,8 +138,10 @@ class SqlVisibilityStore:
         )
         return int(row[0]) if row else 0
 
-    async def count_executions_by_status(self, namespace_id: str, query: str) -> dict[int, int]:
-        flt: VisibilityFilter = parse_query(query)
+    async def count_executions_by_status(
+        self, namespace_id: str, query: str, search_attributes: dict[str, str] | None = None
+    ) -> dict[int, int]:
+        flt = _parse(query, search_attributes)
 
         rows = await self._db.fetch(
             f"SELECT status, COUNT(*) FROM executions_visibility WHERE namespace_id = ? AND ({flt.where}) "
@@ -126,3 +150,16 @@ class SqlVisibilityStore:
             *flt.params,
         )
         return {int(r[0]): int(r[1]) for r in rows}
+
+    async def count_executions_grouped(
+        self, namespace_id: str, query: str, search_attributes: dict[str, str] | None = None
+    ) -> list[tuple[str | None, int]]:
+        flt = _parse(query, search_attributes)
+        column = flt.group_by or "status"
+        rows = await self._db.fetch(
+            f"SELECT {column}, COUNT(*) FROM executions_visibility WHERE namespace_id = ? AND ({flt.where}) "
+            f"GROUP BY {column} ORDER BY COUNT(*) DESC, {column}",
+            namespace_id,
+            *flt.params,
+        )
+        return [(None if r[0] is None else str(r[0]), int(r[1])) for r in rows]

@@ -274,7 +274,8 @@ OTHER_CASES: list[tuple[str, Callable[[FrontendService], Any], str]] = [
         lambda f: f.handler.CountWorkflowExecutions(
             wsv1.CountWorkflowExecutionsRequest(namespace="default", query="GROUP BY WorkflowType")
         ),
-        "GROUP BY supports only ExecutionStatus",
+        "invalid query: operation is not supported: 'GROUP BY' clause is not supported for search attribute "
+        "WorkflowType",
     ),
 ]
 

@@ -110,3 +110,22 @@ class ParentOfChild:
                 time.sleep(0.8)  # noqa: ASYNC251 - holds the task for the signal; well under the 2 s deadlock detection
         result = await workflow.execute_child_workflow(ChildWaits.run, child_id, id=child_id)
         return f"parent got {result}"
+
+
+@workflow.defn
+class ContinuesOnce:
+    """Run 1 takes a signal, then continues as new; run 2 collects ``want`` more signals."""
+
+    def __init__(self) -> None:
+        self.got: list[str] = []
+
+    @workflow.signal
+    def add(self, value: str) -> None:
+        self.got.append(value)
+
+    @workflow.run
+    async def run(self, generation: int, want: int) -> list[str]:
+        await workflow.wait_condition(lambda: len(self.got) >= (1 if generation == 0 else want))
+        if generation == 0:
+            workflow.continue_as_new(args=[1, want])
+        return self.got

@@ -22,7 +22,14 @@ from temporalio.worker import Worker
 
 from e2e.deployments import Deployment
 from e2e.helpers import wait_until, wid
-from e2e.reset_workflows import ActivityAndTimer, ChildWaits, CollectSignals, ParentOfChild, Tally
+from e2e.reset_workflows import (
+    ActivityAndTimer,
+    ChildWaits,
+    CollectSignals,
+    ContinuesOnce,
+    ParentOfChild,
+    Tally,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 TQ = "reset-tq"
@@ -250,3 +257,38 @@ async def test_reset_with_child_initiated_not_started_at_the_cut(deployment: Dep
         assert EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED in types[failed:]
         await client.get_workflow_handle(child_id).signal(ChildWaits.release)
         assert await new.result() == f"parent got child {child_id}"
+
+
+async def test_cli_reset_last_continued_as_new(deployment: Deployment, client: Client) -> None:
+    """``--type LastContinuedAsNew`` resets the run that continued as new to its last workflow task: the current
+    run is terminated and the new run (replaying run 1's history, its signal included) continues as new again."""
+    if deployment.kind != "dev":
+        pytest.skip("CLI runs against start-dev")
+    from e2e.test_temporal_cli import temporal
+
+    tq = f"reset-can-{uuid.uuid4()}"
+    async with Worker(client, task_queue=tq, workflows=[ContinuesOnce]):
+        h = await client.start_workflow(ContinuesOnce.run, args=[0, 1], id=wid("reset-can"), task_queue=tq)
+        await h.signal(ContinuesOnce.add, "first")
+
+        async def second_run() -> str | None:
+            desc = await client.get_workflow_handle(h.id).describe()
+            return desc.run_id if desc.run_id != h.result_run_id else None
+
+        run2 = await wait_until(second_run, 30, "run 1 continued as new")
+        await temporal(deployment, "workflow", "reset", "--workflow-id", h.id, "--type", "LastContinuedAsNew",
+                       "--reason", "cli", "--yes")
+        terminated = await client.get_workflow_handle(h.id, run_id=run2).describe()
+        assert terminated.status == WorkflowExecutionStatus.TERMINATED
+
+        base = await client.get_workflow_handle(h.id, run_id=h.result_run_id).describe()
+        reset_run = base.raw_description.workflow_extended_info.reset_run_id  # the base links to its reset run
+        assert reset_run not in ("", h.result_run_id, run2)
+
+        async def reset_run_continued() -> bool:
+            desc = await client.get_workflow_handle(h.id, run_id=reset_run).describe()
+            return desc.status == WorkflowExecutionStatus.CONTINUED_AS_NEW
+
+        await wait_until(reset_run_continued, 30, "the reset run continued as new again")
+        await client.get_workflow_handle(h.id).signal(ContinuesOnce.add, "again")
+        assert await client.get_workflow_handle(h.id).result() == ["again"]

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from server.common.errors import InvalidArgument
+from server.common.query_lexer import scan, unquote
 
 # WorkflowExecutionStatus names as the Temporal UI/CLI write them.
 STATUS_NAMES: dict[str, int] = {
@@ -191,27 +192,17 @@ class VisibilityFilter:
     group_by: str | None = None
 
 
-def _unquote(text: str) -> str:
-    quote = text[0]
-    body = text[1:-1].replace(quote * 2, quote)
-    return re.sub(r"\\(.)", r"\1", body)
-
-
 def _tokenize(query: str) -> list[_Tok]:
     tokens: list[_Tok] = []
-    pos = 0
-    while True:
-        while pos < len(query) and query[pos].isspace():
-            pos += 1
-        if pos >= len(query):
-            break
-        m = _TOKEN_RE.match(query, pos)
-        if m is None or m.end() == pos:
-            raise InvalidArgument(f"invalid query: unexpected character {query[pos]!r} at position {pos}")
+
+    def error(pos: int) -> InvalidArgument:
+        return InvalidArgument(f"invalid query: unexpected character {query[pos]!r} at position {pos}")
+
+    for m in scan(query, _TOKEN_RE, error):
         text = m.group(m.lastgroup or "").strip()
         start = m.start(m.lastgroup or 0)
         if m.lastgroup == "string":
-            tokens.append(_Tok("string", text, _unquote(text), start))
+            tokens.append(_Tok("string", text, unquote(text), start))
         elif m.lastgroup == "number":
             tokens.append(_Tok("number", text, float(text) if "." in text else int(text), start))
         elif m.lastgroup == "ident":
@@ -223,7 +214,6 @@ def _tokenize(query: str) -> list[_Tok]:
                 tokens.append(_Tok("ident", text, text, start))
         else:
             tokens.append(_Tok("op", text, None, start))
-        pos = m.end()
     tokens.append(_Tok("end", "end of query", None, len(query)))
     return tokens
 

@@ -28,6 +28,7 @@ from temporalio.api.enums.v1 import common_pb2 as common_enums
 from temporalio.api.worker.v1 import message_pb2 as worker_pb
 
 from server.common.errors import InvalidArgument
+from server.common.query_lexer import scan, unquote
 
 
 class _NoMatch(Exception):
@@ -72,27 +73,18 @@ class _Tok:
     pos: int
 
 
-def _unquote(text: str) -> str:
-    quote = text[0]
-    body = text[1:-1].replace(quote * 2, quote)
-    return re.sub(r"\\(.)", r"\1", body)
-
-
 def _tokenize(query: str) -> list[_Tok]:
     out: list[_Tok] = []
-    pos = 0
-    while True:
-        while pos < len(query) and query[pos].isspace():
-            pos += 1
-        if pos >= len(query):
-            break
-        m = _TOKEN_RE.match(query, pos)
-        if m is None:
-            raise InvalidArgument(f"malformed query: syntax error at position {pos + 1} near {query[pos:pos + 10]!r}")
+
+    def error(pos: int) -> InvalidArgument:
+        return InvalidArgument(f"malformed query: syntax error at position {pos + 1} near {query[pos:pos + 10]!r}")
+
+    for m in scan(query, _TOKEN_RE, error):
+        pos = m.start()
         kind = m.lastgroup or "op"
         text = m.group(kind)
         if kind == "string":
-            out.append(_Tok("string", _unquote(text), pos))
+            out.append(_Tok("string", unquote(text), pos))
         elif kind == "ident":
             if text.startswith("`"):
                 out.append(_Tok("ident", text[1:-1], pos))
@@ -104,7 +96,6 @@ def _tokenize(query: str) -> list[_Tok]:
                 out.append(_Tok("ident", text, pos))
         else:
             out.append(_Tok(kind, text, pos))
-        pos = m.end()
     out.append(_Tok("end", "", len(query)))
     return out
 

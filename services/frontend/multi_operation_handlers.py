@@ -155,8 +155,10 @@ class MultiOperationHandlers(HandlerBase):
         if existing is not None:
             return existing
         try:
+            # The update rides with the start: admitted to the new run before any workflow task of it can start.
             started = await self._ctx.history.StartWorkflowExecution(
-                hs.StartWorkflowExecutionRequest(namespace_id=ns_id, request=start), deadline=deadline
+                hs.StartWorkflowExecutionRequest(namespace_id=ns_id, request=start, update_with_start=update),
+                deadline=deadline,
             )
         except ServiceError as e:
             if isinstance(e, AlreadyExists) and isinstance(e.detail, errordetails.WorkflowExecutionAlreadyStartedFailure):

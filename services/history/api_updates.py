@@ -4,6 +4,7 @@ update id), make sure a workflow task delivers it, and long-poll (~20 s) for the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from temporalio.api.common.v1 import message_pb2 as common_pb2
 from temporalio.api.failure.v1 import message_pb2 as failure_pb2
@@ -81,6 +82,19 @@ async def _wait(
         if left <= 0:
             return current, None
         await engine.notifier.wait(key, min(POLL_SLICE, left))
+
+
+def admit_with_start(engine: Engine, req: ws.UpdateWorkflowExecutionRequest) -> Callable[[MutableState], None]:
+    """Update-with-start: admit the update to the run just committed (the caller still holds its lock), so its
+    first workflow task delivers it; UpdateWorkflowExecution then finds it admitted and only waits."""
+
+    def admit(ms: MutableState) -> None:
+        r = ms.record
+        if not req.request.meta.update_id or not req.request.input.name:
+            return  # UpdateWorkflowExecution reports what is missing
+        engine.updates.admit((r.namespace_id, r.workflow_id, r.run_id), req.request)
+
+    return admit
 
 
 def accepted_update_completed_workflow() -> update_pb2.Outcome:

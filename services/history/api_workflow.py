@@ -60,9 +60,12 @@ async def start_workflow(
     signal_with_start: bool = False,
     parent: state_pb2.ParentInfo | None = None,
     on_new_run: Callable[[MutableState], None] | None = None,
+    on_committed: Callable[[MutableState], None] | None = None,
 ) -> tuple[str, bool]:
     """Returns (run_id, started). Runs the whole decision under the workflow id's lock. ``on_new_run`` may change
-    a freshly built run before its commit (eager start)."""
+    a freshly built run before its commit (eager start); ``on_committed`` runs once a new run is committed, still
+    under the lock, so no workflow task of it starts before (update-with-start admits its update there)."""
+    committed = on_committed or (lambda ms: None)
     workflow_ops.validate_start(req)
     default_conflict = CP.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING if signal_with_start else CP.WORKFLOW_ID_CONFLICT_POLICY_FAIL
     if signal_with_start and req.workflow_id_conflict_policy == CP.WORKFLOW_ID_CONFLICT_POLICY_FAIL:
@@ -100,17 +103,19 @@ async def start_workflow(
                 if cur is None:
                     ms = fresh()
                     await shard.commit_new_run(ms, CurrentRunMode.BRAND_NEW)
+                    committed(ms)
                     return ms.record.run_id, True
                 if req.request_id and cur.create_request_id == req.request_id:
                     return cur.run_id, True
                 if cur.state != STATE_COMPLETED:
-                    return await _start_on_running(engine, shard, namespace_id, req, cur, conflict, signal, fresh)
+                    return await _start_on_running(engine, shard, namespace_id, req, cur, conflict, signal, fresh, committed)
                 if reuse == RP.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE or (
                     reuse == RP.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY and cur.status not in FAILED_LIKE
                 ):
                     raise _already_started(req, cur, f"Workflow execution already finished and reuse policy forbids a new run: {req.workflow_id}")
                 ms = fresh()
                 await shard.commit_new_run(ms, CurrentRunMode.SWAP, cur.run_id)
+                committed(ms)
                 return ms.record.run_id, True
             except CurrentRunConflict:
                 continue
@@ -126,6 +131,7 @@ async def _start_on_running(
     conflict: int,
     signal: history_pb2.WorkflowExecutionSignaledEventAttributes | None,
     fresh: object,
+    committed: Callable[[MutableState], None],
 ) -> tuple[str, bool]:
     old = await shard.load(namespace_id, req.workflow_id, cur.run_id)
     if old is None:
@@ -155,6 +161,7 @@ async def _start_on_running(
         except Exception:
             shard.evict((namespace_id, req.workflow_id, cur.run_id))
             raise
+        committed(new_ms)
         return new_ms.record.run_id, True
     raise _already_started(req, cur, f"Workflow execution is already running. WorkflowId: {req.workflow_id}, RunId: {cur.run_id}.")
 

@@ -24,6 +24,8 @@ class HistoryHandler:
         run_id, started = await api_workflow.start_workflow(
             self._e, request.namespace_id, request.request, parent=request.parent if request.HasField("parent") else None,
             on_new_run=eager.apply if eager.requested else None,
+            on_committed=api_updates.admit_with_start(self._e, request.update_with_start)
+            if request.HasField("update_with_start") else None,
         )
         resp = ws.StartWorkflowExecutionResponse(
             run_id=run_id, first_execution_run_id=run_id, started=started, status=_running() if started else 0  # type: ignore[arg-type]

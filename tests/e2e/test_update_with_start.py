@@ -228,3 +228,24 @@ async def test_poll_update_stages_and_deadlines(client: Client, task_queue: str)
         assert ei.value.status == RPCStatusCode.NOT_FOUND and ei.value.message == "workflow execution not found"
         await handle.signal(UwsCounter.finish)
         assert await upd.result() == 0
+
+
+async def test_first_workflow_task_carries_the_update(client: Client, task_queue: str) -> None:
+    """The update is admitted with the start (under the run's lock), so the run's very first workflow task
+    delivers it: accepted and completed right after that task, with no second task for the update."""
+    async with Worker(client, task_queue=task_queue, workflows=[UwsCounter]):
+        for n in range(3):
+            op = _op(wid(f"uws-first-{n}"), task_queue, WorkflowIDConflictPolicy.FAIL)
+            assert await client.execute_update_with_start_workflow(UwsCounter.add, 2, start_workflow_operation=op) == 2
+            h = await op.workflow_handle()
+            types = [e.event_type async for e in h.fetch_history_events()][:6]
+            assert types == [
+                EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+                EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+                EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+                EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+                EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+                EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
+            ]
+            await h.signal(UwsCounter.finish)
+            await h.result()

@@ -166,3 +166,25 @@ async def test_query_rejected_and_not_ready(env):
                 request=ws.QueryWorkflowRequest(execution=WFE(workflow_id="nope"), query=q_pb2.WorkflowQuery(query_type="q")),
             )
         )
+
+
+async def test_update_with_start_rides_on_the_first_workflow_task(env):
+    """The update is admitted under the start's lock: the first WFT, started before anyone calls
+    UpdateWorkflowExecution, already carries the update's request message."""
+    from temporalio.api.update.v1 import message_pb2 as update_pb2
+
+    d = Driver(env)
+    start = ws.StartWorkflowExecutionRequest(
+        namespace="default", workflow_id="wf-uws", workflow_type=common_pb2.WorkflowType(name="Wf"),
+        task_queue=taskqueue_pb2.TaskQueue(name="tq"), request_id=str(uuid.uuid4()), identity="client",
+    )
+    update = ws.UpdateWorkflowExecutionRequest(
+        namespace="default", workflow_execution=WFE(workflow_id="wf-uws"),
+        request=update_pb2.Request(meta=update_pb2.Meta(update_id="u-1"), input=update_pb2.Input(name="add")),
+    )
+    await env.handler.StartWorkflowExecution(
+        hs.StartWorkflowExecutionRequest(namespace_id=env.namespace_id, request=start, update_with_start=update)
+    )
+    add = await d.next_wft_add()
+    task = await env.handler.RecordWorkflowTaskStarted(_started_req(env, add, "req-uws"))
+    assert [m.protocol_instance_id for m in task.messages] == ["u-1"]

@@ -129,3 +129,31 @@ class ContinuesOnce:
         if generation == 0:
             workflow.continue_as_new(args=[1, want])
         return self.got
+
+
+@workflow.defn
+class LongUpdate:
+    """An update whose handler waits for the "release" signal; the run completes after it."""
+
+    def __init__(self) -> None:
+        self.released = False
+        self.done = False
+
+    @workflow.update
+    async def hold(self, item: str) -> str:
+        await workflow.wait_condition(lambda: self.released)
+        self.done = True
+        return f"held {item}"
+
+    @workflow.signal
+    def release(self) -> None:
+        self.released = True
+
+    @workflow.signal
+    def ping(self) -> None:
+        pass
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self.done)
+        return "done"

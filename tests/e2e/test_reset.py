@@ -16,7 +16,7 @@ from temporalio.api.enums.v1 import (
     WorkflowTaskFailedCause,
 )
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateStage
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
@@ -27,6 +27,7 @@ from e2e.reset_workflows import (
     ChildWaits,
     CollectSignals,
     ContinuesOnce,
+    LongUpdate,
     ParentOfChild,
     Tally,
 )
@@ -292,3 +293,28 @@ async def test_cli_reset_last_continued_as_new(deployment: Deployment, client: C
         await wait_until(reset_run_continued, 30, "the reset run continued as new again")
         await client.get_workflow_handle(h.id).signal(ContinuesOnce.add, "again")
         assert await client.get_workflow_handle(h.id).result() == ["again"]
+
+
+async def test_reset_with_an_accepted_update_open_at_the_cut(deployment: Deployment, client: Client) -> None:
+    """An update accepted before the cut and not completed lives on in the new run (its Accepted event is
+    copied): the worker's replay resumes the handler, and the outcome is there under the same update id."""
+    tq = f"reset-open-upd-{uuid.uuid4()}"
+    async with Worker(client, task_queue=tq, workflows=[LongUpdate]):
+        h = await client.start_workflow(LongUpdate.run, id=wid("reset-open-upd"), task_queue=tq)
+        await wait_until(lambda: _nth_completed(h, 1), 30, "first WFT completed")
+        upd = await h.start_update(LongUpdate.hold, "x", id="held-1", wait_for_stage=WorkflowUpdateStage.ACCEPTED)
+        await wait_until(lambda: _nth_completed(h, 2), 30, "the update's WFT completed")
+        await h.signal(LongUpdate.ping)  # a later task: the cut after it has the update accepted, not completed
+        finish = await wait_until(lambda: _nth_completed(h, 3), 30, "the ping's WFT completed")
+        resp = await client.workflow_service.reset_workflow_execution(ResetWorkflowExecutionRequest(
+            namespace="default", workflow_execution=WorkflowExecution(workflow_id=h.id),
+            reason="open update", workflow_task_finish_event_id=finish, request_id=str(uuid.uuid4()),
+        ))
+        new = client.get_workflow_handle(h.id, run_id=resp.run_id)
+        await new.signal(LongUpdate.release)
+        assert await new.result() == "done"
+        assert await new.get_update_handle("held-1").result() == "held x"
+        types = [e.event_type async for e in new.fetch_history_events()]
+        assert types.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) == 1
+        assert types.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED) == 1
+        del upd

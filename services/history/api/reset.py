@@ -72,8 +72,8 @@ class _Scan:
     timers: set[int] = field(default_factory=set)
     children: set[int] = field(default_factory=set)
     externals: set[int] = field(default_factory=set)
-    updates: set[str] = field(default_factory=set)
-    # Every update the prefix knows (admitted from history, accepted, completed): its ids stay deduplicated.
+    # Every update the prefix knows (admitted from history, accepted, completed): its ids stay deduplicated, and
+    # one accepted but not completed at the cut lives on (the worker's replay resumes its handler).
     update_infos: dict[str, state_pb2.UpdateInfo] = field(default_factory=dict)
     last_completed_started_id: int = 0
     cancel_requested: bool = False
@@ -105,11 +105,9 @@ def _scan(events: list[history_pb2.HistoryEvent]) -> _Scan:
             s.update_infos.setdefault(uid, state_pb2.UpdateInfo()).admitted_event_id = ev.event_id
         elif t == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
             uid = ev.workflow_execution_update_accepted_event_attributes.protocol_instance_id
-            s.updates.add(uid)
             s.update_infos.setdefault(uid, state_pb2.UpdateInfo()).accepted_event_id = ev.event_id
         elif t == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
             uid = ev.workflow_execution_update_completed_event_attributes.meta.update_id
-            s.updates.discard(uid)
             s.update_infos.setdefault(uid, state_pb2.UpdateInfo()).completed_event_id = ev.event_id
         elif t == E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             s.last_completed_started_id = ev.workflow_task_completed_event_attributes.started_event_id
@@ -120,16 +118,6 @@ def _scan(events: list[history_pb2.HistoryEvent]) -> _Scan:
             if rid:
                 s.signal_request_ids.append(rid)
     return s
-
-
-def _reject_pending(s: _Scan) -> None:
-    """Activities, timers, children and requests to other workflows open at the cut are carried over (see
-    ``_restore_pending`` and ``reset_children``); accepted updates are not yet: say exactly what is in the way."""
-    if s.updates:
-        raise InvalidArgument(
-            f"Reset point has pending updates (event ids {sorted(map(str, s.updates))}); reset to a workflow task "
-            "where none are in flight."
-        )
 
 
 def excluded_types(req: ws.ResetWorkflowExecutionRequest) -> set[int]:
@@ -157,7 +145,6 @@ def build_reset_run(
             f"Can only reset workflow to event ID in range [WorkflowTaskScheduled +1, WorkflowTaskStarted + 1]: {last.event_id + 1}"
         )
     scan = _scan(prefix)
-    _reject_pending(scan)
     b = base.record
     started = prefix[0].workflow_execution_started_event_attributes
     r = state_pb2.MutableState(

@@ -19,10 +19,11 @@ class FrontendConfig:
     namespace_cache_ttl_seconds: float = 2.0
     # Limit for ids, names, task queue names, request ids and identities (the real server's default).
     max_id_length: int = 1000
-    # Namespaces advertise worker_poll_complete_on_shutdown (Temporal's frontend.enableCancelWorkerPollsOnShutdown):
-    # ShutdownWorker ends the worker's parked polls, so the SDK lets them finish instead of dropping them. With it
-    # on, an SDK worker waits for its in-flight polls when it shuts down, also against a server that is gone.
-    worker_poll_complete_on_shutdown: bool = True
+    # Namespaces advertise worker_poll_complete_on_shutdown (Temporal's frontend.enableCancelWorkerPollsOnShutdown,
+    # off by default there too). ShutdownWorker ends the worker's parked polls either way; with the flag the SDK
+    # also waits for its in-flight polls instead of dropping them, so a worker with Nexus handlers (whose polls
+    # Durata answers UNIMPLEMENTED, retried) or one that outlives its server cannot finish shutting down.
+    worker_poll_complete_on_shutdown: bool = False
     # Payloads above this are refused before they reach History (the real server's blob size limit).
     blob_size_limit_bytes: int = 2 * 1024 * 1024
     # Long polls: answer by min(budget, client deadline - margin) so the client never sees DEADLINE_EXCEEDED.

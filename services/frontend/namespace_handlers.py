@@ -125,11 +125,11 @@ async def modify_namespace(
 
 
 def with_capabilities(
-    desc: wsv1.DescribeNamespaceResponse, poll_complete_on_shutdown: bool = True
+    desc: wsv1.DescribeNamespaceResponse, poll_complete_on_shutdown: bool = False
 ) -> wsv1.DescribeNamespaceResponse:
     """What this server supports, told at read time (so namespaces stored before a feature landed say it too).
-    Core changes behaviour on the worker-related flags, so each is set only once Durata serves it: heartbeats and
-    polls completed on shutdown are; poller autoscaling and paginated completions stay false."""
+    Core changes behaviour on the worker-related flags, so each is set only once Durata serves it: heartbeats are;
+    polls completed on shutdown only when configured (see FrontendConfig); autoscaling and pagination stay false."""
     out = wsv1.DescribeNamespaceResponse()
     out.CopyFrom(desc)
     caps = out.namespace_info.capabilities

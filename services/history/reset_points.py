@@ -17,13 +17,14 @@ MAX_RESET_POINTS = 20  # Temporal's history.maxAutoResetPoints
 
 
 def completing_build_id(req: ws.RespondWorkflowTaskCompletedRequest) -> str:
-    """The build that completed the task, as Temporal reads it: a versioned deployment's, else the stamp's."""
+    """The build that completed the task: a versioned deployment's, else the stamp's (as Temporal reads it)."""
     opts = req.deployment_options
     if opts.worker_versioning_mode == deployment_enums.WORKER_VERSIONING_MODE_VERSIONED and opts.build_id:
         return opts.build_id
     if req.deployment.build_id:
         return req.deployment.build_id
-    return req.worker_version_stamp.build_id
+    # Without build-id versioning advertised, core sends its build id as the binary checksum.
+    return req.worker_version_stamp.build_id or req.binary_checksum
 
 
 def add_from_completion(ms: MutableState, req: ws.RespondWorkflowTaskCompletedRequest, completed_event_id: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from temporalio.api.common.v1 import message_pb2 as common_pb2
 from temporalio.api.enums.v1 import failed_cause_pb2 as fc
 from temporalio.api.enums.v1 import task_queue_pb2
 from temporalio.api.enums.v1 import workflow_pb2 as wf_enums
@@ -89,6 +90,15 @@ def complete_workflow_task(
         return CompletionResult(error=err, new_wft_scheduled=ms.wft_scheduled)
 
 
+def _worker_version(req: ws.RespondWorkflowTaskCompletedRequest) -> common_pb2.WorkerVersionStamp | None:
+    """The completing build, recorded where the SDKs read it on replay (``workflow.info`` build id): the stamp
+    when the worker sends one, else the build id core puts in ``binary_checksum`` when the server does not
+    advertise build-id versioning (Durata does not)."""
+    if req.HasField("worker_version_stamp"):
+        return req.worker_version_stamp
+    return common_pb2.WorkerVersionStamp(build_id=req.binary_checksum) if req.binary_checksum else None
+
+
 def _apply_completion(
     ms: MutableState,
     req: ws.RespondWorkflowTaskCompletedRequest,
@@ -112,7 +122,7 @@ def _apply_completion(
             started_event_id=wt.started_event_id,
             identity=req.identity,
             binary_checksum=req.binary_checksum,
-            worker_version=req.worker_version_stamp if req.HasField("worker_version_stamp") else None,
+            worker_version=_worker_version(req),
             sdk_metadata=req.sdk_metadata if req.HasField("sdk_metadata") else None,
             metering_metadata=req.metering_metadata if req.HasField("metering_metadata") else None,
             versioning_behavior=req.versioning_behavior,

@@ -64,5 +64,5 @@ async def test_capabilities_say_what_is_served(client: Client) -> None:
     caps = ns.namespace_info.capabilities
     assert caps.sync_update and caps.async_update and caps.eager_workflow_start
     # Flags core changes behaviour on: on once Durata serves them (the worker registry, ShutdownWorker ending polls).
-    assert caps.worker_heartbeats and caps.worker_poll_complete_on_shutdown
+    assert caps.worker_heartbeats and not caps.worker_poll_complete_on_shutdown  # Temporal's default, see config
     assert not caps.poller_autoscaling

@@ -1,7 +1,7 @@
 """Auto-reset points with the official SDK: each worker build that completes a workflow task of a run gets one
 point in DescribeWorkflowExecution, and resetting to a point's event undoes what that build did. (The SDK sends
-its build id as the binary checksum, since Durata does not advertise build-id versioning; the CLI's
-``reset --type BuildId`` is a batch operation, the schedules/batch issue's.)"""
+its build id as the binary checksum, since Durata does not advertise build-id versioning; it is kept as both.
+The CLI's ``reset --type BuildId`` is a batch operation, the schedules/batch issue's.)"""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 async def _points(client: Client, workflow_id: str, run_id: str | None = None) -> list[tuple[str, str, int, bool]]:
     desc = await client.get_workflow_handle(workflow_id, run_id=run_id).describe()
     return [
-        (p.binary_checksum, p.run_id, p.first_workflow_task_completed_id, p.resettable)
+        (p.build_id, p.run_id, p.first_workflow_task_completed_id, p.resettable)
         for p in desc.raw_description.workflow_execution_info.auto_reset_points.points
     ]
 

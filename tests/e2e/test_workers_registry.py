@@ -8,7 +8,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from e2e import workflows as wf
+from e2e.conftest import KINDS, make_deployment
 from e2e.deployments import Deployment
 from e2e.harness import REPO_ROOT
 from e2e.helpers import wait_until, wid
@@ -38,6 +39,16 @@ from e2e.helpers import wait_until, wid
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 TEMPORAL = str(Path(REPO_ROOT) / ".venv" / "bin" / "temporal")
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """Namespaces here advertise worker_poll_complete_on_shutdown (off by default, as on Temporal): the SDK then
+    leaves its parked polls to ShutdownWorker, which this module checks."""
+    yield from make_deployment(
+        request.param, tmp_path_factory.mktemp(f"durata-workers-{request.param}"),
+        ["--set", "frontend.worker_poll_complete_on_shutdown=true"],
+    )
 
 
 @pytest.fixture(scope="module")

@@ -83,3 +83,37 @@ async def test_accepted_update_of_a_completed_run_fails_as_on_temporal(client: C
         assert isinstance(e.cause, ApplicationError)
         assert e.cause.type == "AcceptedUpdateCompletedWorkflow"
         assert e.cause.message == "Workflow Update failed because the Workflow completed before the Update completed."
+
+
+@workflow.defn(sandboxed=False)
+class BuildIdSeen:
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self.go)
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.go = True
+
+    @workflow.query
+    def build_id(self) -> str:
+        return workflow.info().get_current_build_id()
+
+
+async def test_build_id_survives_replay(client: Client, task_queue: str) -> None:
+    """The completing worker's build id is in its WorkflowTaskCompleted events (where the SDK reads it when
+    replaying), so a worker of another build that replays the run still sees the build that ran it."""
+    async with Worker(client, task_queue=task_queue, workflows=[BuildIdSeen], build_id="1.0",
+                      max_cached_workflows=0):
+        h = await client.start_workflow(BuildIdSeen.run, id=wid("build-id"), task_queue=task_queue)
+        assert await h.query(BuildIdSeen.build_id) == "1.0"
+    async with Worker(client, task_queue=task_queue, workflows=[BuildIdSeen], build_id="1.1",
+                      max_cached_workflows=0):
+        assert await h.query(BuildIdSeen.build_id) == "1.0"
+        completed = [e async for e in h.fetch_history_events() if e.HasField("workflow_task_completed_event_attributes")]
+        assert completed[0].workflow_task_completed_event_attributes.worker_version.build_id == "1.0"
+        await h.signal(BuildIdSeen.finish)
+        await h.result()

@@ -19,36 +19,18 @@ from server.gen.durata.internal.history.v1 import state_pb2
 from services.history import activities, workflow_ops
 from services.history.api import activity_options as ao
 from services.history.api import activity_pause
-from services.history.config import HistoryConfig
-from services.history.mutable_state import MutableState
 from services.history.workflow_task import complete_workflow_task
 
 from .helpers import cmd_activity, dur
+from .test_state_machine import Run as StateMachineRun
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T = state_pb2.HistoryTaskType
 TO = wf_enums.TimeoutType
 
 
-class Run:
-    def __init__(self) -> None:
-        req = ws.StartWorkflowExecutionRequest(
-            workflow_id="wf", workflow_type=common_pb2.WorkflowType(name="W"),
-            task_queue=taskqueue_pb2.TaskQueue(name="tq"), request_id="r",
-        )
-        ms = workflow_ops.new_run(req, "ns", "run-1", T0, HistoryConfig(), timedelta(days=1))
-        self.now = T0
-        self.record = ms.record
-        self.events = list(ms.new_events)
-        self.tasks = list(ms.tasks)
-
-    def tx(self, fn, advance: float = 0.0):  # type: ignore[no-untyped-def]
-        self.now += timedelta(seconds=advance)
-        ms = MutableState(self.record, self.now)
-        result = fn(ms)
-        self.events.extend(ms.new_events)
-        self.tasks = list(ms.tasks)
-        return result
+class Run(StateMachineRun):
+    """The state-machine tests' run, plus scheduling by commands and the activity at hand."""
 
     def schedule(self, *cmds) -> None:  # type: ignore[no-untyped-def]
         self.tx(lambda ms: ms.start_workflow_task("req", "worker"))

@@ -43,13 +43,9 @@ _TIMER_CLOSE = {
     E.EVENT_TYPE_TIMER_FIRED: "timer_fired_event_attributes",
     E.EVENT_TYPE_TIMER_CANCELED: "timer_canceled_event_attributes",
 }
+# The events that close a child (reset_children's re-applied child events, but Started).
 _CHILD_CLOSE = {
-    E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED: "start_child_workflow_execution_failed_event_attributes",
-    E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED: "child_workflow_execution_completed_event_attributes",
-    E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED: "child_workflow_execution_failed_event_attributes",
-    E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED: "child_workflow_execution_canceled_event_attributes",
-    E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT: "child_workflow_execution_timed_out_event_attributes",
-    E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED: "child_workflow_execution_terminated_event_attributes",
+    t: a for t, a in reset_children.CHILD_EVENTS.items() if t != E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED
 }
 _EXTERNAL_CLOSE = {
     E.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED: "signal_external_workflow_execution_failed_event_attributes",

@@ -24,6 +24,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
+    literal_column,
     text,
 )
 
@@ -178,8 +180,33 @@ CUSTOM_SLOT_COLUMNS = [
 ]
 
 
+# Temporal's predefined search attributes that the server (or SDK) sets, queryable like custom ones: name ->
+# (column, slot kind), stored in the slot forms above.
+PREDEFINED_COLUMNS: dict[str, tuple[str, str]] = {
+    "TemporalChangeVersion": ("temporal_change_version", "keyword_list"),
+    "BinaryChecksums": ("binary_checksums", "keyword_list"),
+    "BuildIds": ("build_ids", "keyword_list"),
+    "BatcherNamespace": ("batcher_namespace", "keyword"),
+    "BatcherUser": ("batcher_user", "keyword"),
+    "TemporalScheduledStartTime": ("temporal_scheduled_start_time", "datetime"),
+    "TemporalScheduledById": ("temporal_scheduled_by_id", "keyword"),
+    "TemporalSchedulePaused": ("temporal_schedule_paused", "bool"),
+    "TemporalNamespaceDivision": ("temporal_namespace_division", "keyword"),
+    "TemporalPauseInfo": ("temporal_pause_info", "keyword_list"),
+    "TemporalReportedProblems": ("temporal_reported_problems", "keyword_list"),
+    "TemporalWorkerDeployment": ("temporal_worker_deployment", "keyword"),
+    "TemporalWorkerDeploymentVersion": ("temporal_worker_deployment_version", "keyword"),
+    "TemporalWorkflowVersioningBehavior": ("temporal_workflow_versioning_behavior", "keyword"),
+}
+# Every typed attribute column of executions_visibility -> its slot kind (how values are stored and matched).
+ATTRIBUTE_COLUMN_KINDS: dict[str, str] = {
+    **{c: c[:-2] for c in CUSTOM_SLOT_COLUMNS},
+    **dict(PREDEFINED_COLUMNS.values()),
+}
+
+
 def _custom_slot_columns() -> list[Column]:  # type: ignore[type-arg]
-    return [Column(c, CUSTOM_SLOT_TYPES[c[:-2]], nullable=True) for c in CUSTOM_SLOT_COLUMNS]
+    return [Column(c, CUSTOM_SLOT_TYPES[k], nullable=True) for c, k in ATTRIBUTE_COLUMN_KINDS.items()]
 
 
 executions_visibility = Table(
@@ -213,16 +240,34 @@ Index(
     executions_visibility.c.run_id.desc(),
 )
 Index("ix_visibility_close_time", executions_visibility.c.namespace_id, executions_visibility.c.close_time)
-Index("ix_visibility_status", executions_visibility.c.namespace_id, executions_visibility.c.status)
+# Counts by status (and type), GROUP BY ExecutionStatus: index-only scans of an index deduplication keeps tiny.
+# Partial on the scope every query without TemporalNamespaceDivision carries (migration 0005), so those counts
+# need no heap visit; the slot indexes below likewise.
+VISIBILITY_SCOPE = "temporal_namespace_division IS NULL"
 Index(
-    "ix_visibility_workflow_type", executions_visibility.c.namespace_id, executions_visibility.c.workflow_type
+    "ix_visibility_status_type",
+    executions_visibility.c.namespace_id,
+    executions_visibility.c.status,
+    executions_visibility.c.workflow_type,
+    sqlite_where=text(VISIBILITY_SCOPE),
+    postgresql_where=text(VISIBILITY_SCOPE),
+)
+# "This type, this status, newest first" (the UI's default list) reads one page off this index; its prefix
+# serves WorkflowType alone (migration 0003; chosen by bench/visibility).
+Index(
+    "ix_visibility_type_status_start",
+    executions_visibility.c.namespace_id,
+    executions_visibility.c.workflow_type,
+    executions_visibility.c.status,
+    executions_visibility.c.start_time.desc(),
+    executions_visibility.c.run_id.desc(),
 )
 Index("ix_visibility_workflow_id", executions_visibility.c.namespace_id, executions_visibility.c.workflow_id)
 # Partial indexes on the slots that take equality and range predicates: runs without a value cost nothing to
 # write, and a predicate on the slot (strict comparison) implies the index's IS NOT NULL.
 INDEXED_SLOT_COLUMNS = [c for c in CUSTOM_SLOT_COLUMNS if c[:-2] in ("keyword", "int", "double", "datetime")]
 for _slot in INDEXED_SLOT_COLUMNS:
-    _where = text(f"{_slot} IS NOT NULL")
+    _where = text(f"{_slot} IS NOT NULL AND {VISIBILITY_SCOPE}")
     Index(
         f"ix_visibility_{_slot}",
         executions_visibility.c.namespace_id,
@@ -230,6 +275,35 @@ for _slot in INDEXED_SLOT_COLUMNS:
         sqlite_where=_where,
         postgresql_where=_where,
     )
+# The predefined Keyword and Datetime columns the same way (most runs have none of them).
+INDEXED_PREDEFINED_COLUMNS = [c for c, k in PREDEFINED_COLUMNS.values() if k in ("keyword", "datetime")]
+for _column in INDEXED_PREDEFINED_COLUMNS:
+    _where = text(f"{_column} IS NOT NULL")
+    Index(
+        f"ix_visibility_{_column}",
+        executions_visibility.c.namespace_id,
+        executions_visibility.c[_column],
+        sqlite_where=_where,
+        postgresql_where=_where,
+    )
+# PostgreSQL only (migration 0003): GIN indexes on the Text and KeywordList slots as arrays of their words/items,
+# the expression the PostgreSQL predicates use (``pg_array_expression`` in visibility_query.py). Alembic cannot
+# compare expression indexes on SQLite, where they do not exist; tests/persistence/test_visibility_indexes.py
+# checks them on PostgreSQL. Migration 0003 also creates statistics ``st_visibility_<slot>_items`` on each
+# expression (the planner ignores a partial index's statistics).
+ARRAY_INDEXED_SLOT_COLUMNS = [c for c in CUSTOM_SLOT_COLUMNS if c[:-2] in ("text", "keyword_list")]
+_ARRAY_SEPARATORS = {"text": "' '", "keyword_list": "E'\\x1f'"}
+for _slot in ARRAY_INDEXED_SLOT_COLUMNS:
+    _col = executions_visibility.c[_slot]
+    Index(
+        f"ix_visibility_{_slot}_items",
+        func.regexp_split_to_array(
+            func.substr(_col, 2, func.length(_col) - 2), literal_column(_ARRAY_SEPARATORS[_slot[:-2]])
+        ),
+        postgresql_using="gin",
+        postgresql_where=text(f"{_slot} IS NOT NULL"),
+        _table=executions_visibility,
+    ).ddl_if(dialect="postgresql")
 
 cluster_membership = Table(
     "cluster_membership",

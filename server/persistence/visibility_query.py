@@ -2,7 +2,7 @@
 
 Grammar (case-insensitive keywords)::
 
-    query      := [expr] [GROUP BY ExecutionStatus | <a Keyword attribute>]    ORDER BY is refused for now
+    query      := [expr] [GROUP BY ExecutionStatus | <a Keyword attribute>] [ORDER BY field [ASC|DESC], ...]
     expr       := and_expr (OR and_expr)*
     and_expr   := unary (AND unary)*
     unary      := NOT unary | '(' expr ')' | predicate
@@ -13,7 +13,8 @@ Custom search attributes come in as ``custom`` (alias -> (column, kind)): typed 
 executions_visibility (see ``CUSTOM_SLOT_COLUMNS`` in schema.py). Messages for unknown attributes, wrong value
 types and unsupported operators are Temporal's SQL visibility texts. Text and KeywordList matching use
 ``replace(column, needle, '') <> column``: portable, case-sensitive on both engines (the stored forms are built
-by ``slot_value`` below).
+by ``slot_value`` below). On PostgreSQL the same matches compile to array containment on the stored words/items
+(``pg_array_expression``), which a GIN expression index serves; the results are identical.
 
 Values are always bound as parameters (``?`` placeholders); the PostgreSQL layer renumbers them. Every
 mistake raises InvalidArgument naming the problem, so a user can fix their query from the message alone.
@@ -23,23 +24,31 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from server.common.errors import InvalidArgument
 from server.common.query_lexer import scan, unquote
+from server.persistence.schema import PREDEFINED_COLUMNS
+from server.persistence.visibility_values import (
+    KEYWORD_LIST_SEP,
+    STATUS_NAMES,
+    TYPE_NAMES,
+    convert,
+    custom_fields,
+    mark,
+    operator_error,
+    parse_time,
+    slot_column,
+    slot_kind,
+    slot_value,
+    text_words,
+    value_type_error,
+)
 
-# WorkflowExecutionStatus names as the Temporal UI/CLI write them.
-STATUS_NAMES: dict[str, int] = {
-    "Running": 1,
-    "Completed": 2,
-    "Failed": 3,
-    "Canceled": 4,
-    "Terminated": 5,
-    "ContinuedAsNew": 6,
-    "TimedOut": 7,
-    "Paused": 8,  # PauseWorkflowExecution
-}
+__all__ = [  # the literal helpers are re-exported: callers import the query layer only
+    "STATUS_NAMES", "VisibilityFilter", "custom_fields", "parse_query", "parse_time", "slot_column", "slot_kind",
+    "slot_value", "pg_array_expression",
+]  # fmt: skip
 
 # Search attribute name -> (SQL expression, kind). Kinds: keyword, int, datetime, status, duration.
 FIELDS: dict[str, tuple[str, str]] = {
@@ -60,96 +69,29 @@ FIELDS: dict[str, tuple[str, str]] = {
     "RootWorkflowId": ("root_workflow_id", "keyword"),
     "RootRunId": ("root_run_id", "keyword"),
 }
+# Predefined attributes (TemporalChangeVersion, BuildIds, TemporalScheduledById...) have columns of their own.
+FIELDS.update(PREDEFINED_COLUMNS)
 # Keyword columns that store "" for "absent": IS NULL must match those too.
 _EMPTY_IS_NULL = {"parent_workflow_id", "parent_run_id", "root_workflow_id", "root_run_id"}
 
 _KEYWORDS = {
     "AND", "OR", "NOT", "IN", "BETWEEN", "IS", "NULL", "STARTS_WITH", "ORDER", "GROUP", "BY", "LIKE", "TRUE", "FALSE",
-}  # fmt: skip
-# Search attribute kinds -> Temporal's type names (for messages) and the operators each accepts.
-_TYPE_NAMES = {
-    "keyword": "Keyword", "text": "Text", "keyword_list": "KeywordList", "int": "Int", "double": "Double",
-    "bool": "Bool", "datetime": "Datetime", "status": "Keyword", "duration": "Int",
+    "ASC", "DESC",
 }  # fmt: skip
 _RANGE_KINDS = {"keyword", "int", "double", "datetime", "status", "duration"}
 _KIND_OPS = {
     "keyword_list": {"=", "!=", "IN", "NOT IN"},
     "text": {"=", "!="},
 }
-KEYWORD_LIST_SEP = "\x1f"
-_WORD_RE = re.compile(r"\w+")
+def pg_array_expression(column: str) -> str:
+    """PostgreSQL: a Text or KeywordList slot's stored form (framed by its separator) as an array of its words
+    or items. The GIN indexes of migration 0003 are on exactly this expression, so it must not change.
+    regexp_split_to_array rather than string_to_array: it is strict, so PostgreSQL can prove that a predicate on
+    it implies the partial indexes' ``column IS NOT NULL``."""
+    sep = "' '" if column.startswith("text") else "E'\\x1f'"
+    return f"regexp_split_to_array(substr({column}, 2, length({column}) - 2), {sep})"
 
 
-def text_words(text: str) -> list[str]:
-    """Lower-cased words of a Text value or a Text query."""
-    return _WORD_RE.findall(text.lower())
-
-
-def slot_value(kind: str, value: Any) -> Any:
-    """A decoded search attribute value as its slot column stores it."""
-    if kind == "datetime":
-        from server.persistence.sql.tx import to_micros
-
-        return to_micros(value.astimezone(UTC))
-    if kind == "keyword_list":
-        return KEYWORD_LIST_SEP + KEYWORD_LIST_SEP.join(value) + KEYWORD_LIST_SEP
-    if kind == "text":
-        return " " + " ".join(text_words(value)) + " "
-    if kind == "double":
-        return float(value)
-    if kind == "bool":
-        return bool(value)
-    return value
-
-
-def slot_kind(slot: str) -> str | None:
-    """``Keyword01`` -> ``keyword``, ``KeywordList02`` -> ``keyword_list``; None if not a slot name."""
-    m = re.match(r"^(Bool|Datetime|Double|Int|KeywordList|Keyword|Text)(\d\d)$", slot)
-    if m is None:
-        return None
-    return "keyword_list" if m.group(1) == "KeywordList" else m.group(1).lower()
-
-
-def slot_column(slot: str) -> str:
-    kind = slot_kind(slot)
-    assert kind is not None, slot
-    return f"{kind}{slot[-2:]}"
-
-
-def custom_fields(aliases: dict[str, str] | None) -> dict[str, tuple[str, str]]:
-    """A namespace's ``custom_search_attribute_aliases`` (slot -> alias) -> alias -> (SQL column, kind)."""
-    out: dict[str, tuple[str, str]] = {}
-    for slot, alias in (aliases or {}).items():
-        kind = slot_kind(slot)
-        if kind is not None:
-            out[alias] = (slot_column(slot), kind)
-    return out
-
-
-def _go_repr(value: Any) -> tuple[str, str]:
-    """A query literal as Go's ``%#v`` and ``%T`` show it (Temporal's wrong-type message)."""
-    if isinstance(value, bool):
-        return ("true" if value else "false"), "bool"
-    if isinstance(value, int):
-        return str(value), "int64"
-    if isinstance(value, float):
-        return repr(value), "float64"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"', "string"
-
-
-def _value_type_error(name: str, kind: str, value: Any) -> InvalidArgument:
-    shown, go_type = _go_repr(value)
-    return InvalidArgument(
-        f"invalid query: invalid expression: invalid value type for search attribute {name} of type "
-        f"{_TYPE_NAMES[kind]}: {shown} (type: {go_type})"
-    )
-
-
-def _operator_error(name: str, kind: str, op: str) -> InvalidArgument:
-    return InvalidArgument(
-        f"invalid query: operation is not supported: operator '{op.upper()}' not supported for "
-        f"{_TYPE_NAMES[kind]} type search attribute '{name}'"
-    )
 _COMPARE = {"=": "=", "!=": "!=", "<>": "!=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
 _TOKEN_RE = re.compile(
@@ -161,18 +103,6 @@ _TOKEN_RE = re.compile(
     )""",
     re.VERBOSE,
 )
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_DURATION_MICROS = {
-    "ns": 0.001,
-    "us": 1,
-    "µs": 1,
-    "ms": 1000,
-    "s": 1_000_000,
-    "m": 60_000_000,
-    "h": 3_600_000_000,
-}
-
-
 @dataclass
 class _Tok:
     kind: str  # string | number | ident | keyword | op | end
@@ -190,6 +120,16 @@ class VisibilityFilter:
     group_by_status: bool = False
     # GROUP BY a Keyword attribute: its SQL column (None for none or ExecutionStatus).
     group_by: str | None = None
+    # ORDER BY: (SQL expression, descending) per key; empty for the default order (newest start first).
+    order_by: list[tuple[str, bool]] = field(default_factory=list)
+    # Whether the query names TemporalNamespaceDivision: if not, system workflows (schedulers, batch jobs, whose
+    # rows carry a division) are left out, as Temporal leaves them out (see ``scoped_where``).
+    names_division: bool = False
+
+    def scoped_where(self) -> str:
+        if self.names_division:
+            return f"({self.where})"
+        return f"({self.where}) AND temporal_namespace_division IS NULL"
 
 
 def _tokenize(query: str) -> list[_Tok]:
@@ -218,40 +158,6 @@ def _tokenize(query: str) -> list[_Tok]:
     return tokens
 
 
-def parse_time(text: str, name: str = "time") -> int:
-    """RFC3339 string -> microseconds since the epoch (fractions past microseconds are truncated)."""
-    from server.persistence.sql.tx import to_micros
-
-    s = text.strip()
-    m = re.match(r"^(.*?\d\d:\d\d:\d\d)(\.\d+)?(Z|z|[+-]\d\d:?\d\d)?$", s)
-    if m is None:
-        raise InvalidArgument(f"invalid query: {name} value {text!r} is not an RFC3339 time")
-    frac = (m.group(2) or "")[:7]
-    tz = m.group(3) or "+00:00"
-    tz = "+00:00" if tz in ("Z", "z") else tz
-    try:
-        value = datetime.fromisoformat(m.group(1).replace(" ", "T") + frac + tz)
-    except ValueError as e:
-        raise InvalidArgument(f"invalid query: {name} value {text!r} is not an RFC3339 time ({e})") from None
-    return to_micros(value.astimezone(UTC))
-
-
-def _parse_duration(text: str, name: str) -> int:
-    """Go-style duration ("1h30m", "250ms") -> microseconds."""
-    s = text.strip()
-    pos, total = 0, 0.0
-    for m in _DURATION_RE.finditer(s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _DURATION_MICROS[m.group(2)]
-        pos = m.end()
-    if pos != len(s) or not s:
-        raise InvalidArgument(
-            f"invalid query: {name} value {text!r} is not a duration (like '90s' or '1h30m')"
-        )
-    return int(total)
-
-
 # Bounds that keep a hostile query from reaching a recursion limit here or an expression-depth limit in the
 # database (SQLite refuses expression trees deeper than 1,000): far beyond any query a person writes.
 MAX_NESTING = 100
@@ -260,7 +166,11 @@ MAX_VALUES = 1000
 
 
 class _Parser:
-    def __init__(self, query: str, custom: dict[str, tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self, query: str, custom: dict[str, tuple[str, str]] | None = None, dialect: str = "sqlite"
+    ) -> None:
+        self.dialect = dialect
+        self.names_division = False
         self.tokens = _tokenize(query)
         self.i = 0
         self.params: list[Any] = []
@@ -290,6 +200,8 @@ class _Parser:
             raise InvalidArgument(f"invalid query: expected {op!r} at position {tok.pos}, found {tok.text!r}")
 
     def field(self, name: str) -> tuple[str, str]:
+        if name == "TemporalNamespaceDivision":
+            self.names_division = True
         if name in FIELDS:
             return FIELDS[name]
         if name in self.custom:
@@ -302,8 +214,6 @@ class _Parser:
         result = VisibilityFilter()
         if self.peek().kind != "end" and not self.is_kw("ORDER", "GROUP"):
             result.where = self.expr()
-        if self.is_kw("ORDER"):
-            raise InvalidArgument("invalid query: ORDER BY is not supported; results are newest first")
         if self.is_kw("GROUP"):
             self.next()
             self.expect_kw("BY")
@@ -324,11 +234,45 @@ class _Parser:
                 raise InvalidArgument(
                     "invalid query: operation is not supported: 'GROUP BY' clause supports only a single field"
                 )
+        if self.is_kw("ORDER"):
+            if result.group_by_status or result.group_by:
+                raise InvalidArgument(
+                    "invalid query: operation is not supported: 'ORDER BY' clause is not supported with "
+                    "'GROUP BY' clause"
+                )
+            result.order_by = self.order_by()
         tok = self.peek()
         if tok.kind != "end":
             raise InvalidArgument(f"invalid query: unexpected {tok.text!r} at position {tok.pos}")
         result.params = self.params
+        result.names_division = self.names_division
         return result
+
+    def order_by(self) -> list[tuple[str, bool]]:
+        """``ORDER BY a [ASC|DESC], b ...`` on any attribute but a Text one (which has no order)."""
+        self.next()
+        self.expect_kw("BY")
+        keys: list[tuple[str, bool]] = []
+        while True:
+            tok = self.next()
+            if tok.kind != "ident":
+                raise InvalidArgument(
+                    f"invalid query: expected a search attribute after ORDER BY, found {tok.text!r}"
+                )
+            column, kind = self.field(tok.value)
+            if kind == "text":
+                raise InvalidArgument(
+                    "invalid query: operation is not supported: unable to sort by search attribute type Text"
+                )
+            desc = False
+            if self.is_kw("ASC", "DESC"):
+                desc = self.next().text == "DESC"
+            keys.append((column, desc))
+            if len(keys) > 10:
+                raise InvalidArgument("invalid query: ORDER BY takes at most 10 fields")
+            if not (self.peek().kind == "op" and self.peek().text == ","):
+                return keys
+            self.next()
 
     def expr(self) -> str:
         parts = [self.and_expr()]
@@ -387,7 +331,7 @@ class _Parser:
         if op.kind == "op" and op.text in _COMPARE:
             sql_op = _COMPARE[op.text]
             if allowed is not None and sql_op not in allowed:
-                raise _operator_error(name, kind, sql_op)
+                raise operator_error(name, kind, sql_op)
             if kind == "keyword_list":
                 return self.contains(column, [self.bind(name, kind)], negate=sql_op == "!=")
             if kind == "text":
@@ -395,7 +339,7 @@ class _Parser:
             return f"{column} {sql_op} {self.placeholder(name, kind)}"
         if op.kind == "keyword" and op.text == "IN":
             if allowed is not None and "IN" not in allowed:
-                raise _operator_error(name, kind, "not in" if negate else "in")
+                raise operator_error(name, kind, "not in" if negate else "in")
             self.expect_op("(")
             values = [self.bind(name, kind)]
             while self.peek().kind == "op" and self.peek().text == ",":
@@ -405,13 +349,13 @@ class _Parser:
             if kind == "keyword_list":
                 return self.contains(column, values, negate=negate)
             self.params.extend(values)
-            marks = ", ".join(_mark(v) for v in values)
+            marks = ", ".join(mark(v) for v in values)
             return f"{column} {'NOT IN' if negate else 'IN'} ({marks})"
         if op.kind == "keyword" and op.text == "BETWEEN":
             if kind not in _RANGE_KINDS:
                 raise InvalidArgument(
                     "invalid query: invalid expression: cannot do range condition on search attribute "
-                    f"'{name}' of type {_TYPE_NAMES[kind]}"
+                    f"'{name}' of type {TYPE_NAMES[kind]}"
                 )
             low = self.placeholder(name, kind)
             self.expect_kw("AND")
@@ -419,10 +363,10 @@ class _Parser:
             return f"{column} {'NOT BETWEEN' if negate else 'BETWEEN'} {low} AND {high}"
         if op.kind == "keyword" and op.text == "STARTS_WITH":
             if kind != "keyword":
-                raise _operator_error(name, kind, "not starts_with" if negate else "starts_with")
+                raise operator_error(name, kind, "not starts_with" if negate else "starts_with")
             prefix = self.value(name)
             if not isinstance(prefix, str) or isinstance(prefix, bool):
-                raise _value_type_error(name, kind, prefix)
+                raise value_type_error(name, kind, prefix)
             self.params.extend([len(prefix), prefix])
             cond = f"substr({column}, 1, ?) = ?"
             return f"(NOT {cond})" if negate else cond
@@ -445,6 +389,12 @@ class _Parser:
     def contains(self, column: str, values: list[Any], *, negate: bool) -> str:
         """KeywordList membership: ``=`` is "contains", IN is "contains any"; NULL lists match neither form."""
         conds = []
+        indexed = [v for v in values if v and KEYWORD_LIST_SEP not in v]
+        if self.dialect == "postgresql" and indexed:
+            # Array overlap on the items, served by the GIN expression index (see PG_ARRAY_EXPRESSIONS).
+            self.params.append(indexed)
+            conds.append(f"{pg_array_expression(column)} && CAST(? AS TEXT[])")
+            values = [v for v in values if v not in indexed]  # "" and framed values keep the portable form
         for v in values:
             self.params.append(KEYWORD_LIST_SEP + v + KEYWORD_LIST_SEP)
             conds.append(f"replace({column}, ?, '') <> {column}")
@@ -456,6 +406,11 @@ class _Parser:
         words = text_words(text)
         if not words:
             return f"({column} IS NOT NULL)" if negate else "(1 = 0)"
+        if self.dialect == "postgresql":
+            # The stored words as an array contain all the query's words: the GIN expression index serves it.
+            self.params.append(words)
+            match = f"({pg_array_expression(column)} @> CAST(? AS TEXT[]))"
+            return f"(NOT {match})" if negate else match
         conds = []
         for w in words:
             self.params.append(f" {w} ")
@@ -474,65 +429,19 @@ class _Parser:
         return tok.value
 
     def bind(self, name: str, kind: str) -> Any:
-        return _convert(name, kind, self.value(name))
+        return convert(name, kind, self.value(name))
 
     def placeholder(self, name: str, kind: str) -> str:
         value = self.bind(name, kind)
         self.params.append(value)
-        return _mark(value)
+        return mark(value)
 
 
-def _mark(value: Any) -> str:
-    # A fraction compared with an integer column: typed so PostgreSQL does not insist on an integer parameter.
-    return "CAST(? AS DOUBLE PRECISION)" if isinstance(value, float) else "?"
-
-
-def _convert(name: str, kind: str, raw: Any) -> Any:
-    is_bool = isinstance(raw, bool)
-    if kind in ("keyword", "text", "keyword_list"):
-        if not isinstance(raw, str):
-            raise _value_type_error(name, kind, raw)
-        return raw
-    if kind in ("int", "double"):
-        if is_bool or not isinstance(raw, int | float):
-            raise _value_type_error(name, kind, raw)
-        if kind == "double":
-            return float(raw)
-        return int(raw) if isinstance(raw, float) and raw.is_integer() else raw
-    if kind == "bool":
-        if not is_bool:
-            raise _value_type_error(name, kind, raw)
-        return raw
-    if kind == "status":
-        if not is_bool and isinstance(raw, int) and raw in STATUS_NAMES.values():
-            return raw
-        if isinstance(raw, str) and raw in STATUS_NAMES:
-            return STATUS_NAMES[raw]
-        raise InvalidArgument(
-            f"invalid query: ExecutionStatus value {raw!r} is not one of {', '.join(STATUS_NAMES)}"
-        )
-    if kind == "datetime":
-        if isinstance(raw, int) and not is_bool:
-            return raw // 1000  # integer values are nanoseconds since the epoch, as in Temporal
-        if isinstance(raw, str):
-            try:
-                return parse_time(raw, name)
-            except InvalidArgument:
-                raise InvalidArgument(
-                    f"invalid query: invalid expression: unable to parse datetime '{raw}'"
-                ) from None
-        raise _value_type_error(name, kind, raw)
-    if kind == "duration":
-        if isinstance(raw, int) and not is_bool:
-            return raw // 1000  # nanoseconds
-        if isinstance(raw, str):
-            return _parse_duration(raw, name)
-        raise InvalidArgument(f"invalid query: {name} needs a duration, got {raw!r}")
-    raise AssertionError(kind)
-
-
-def parse_query(query: str, custom: dict[str, tuple[str, str]] | None = None) -> VisibilityFilter:
-    """Parse a list filter. Empty/whitespace query matches everything. ``custom``: see ``custom_fields``."""
+def parse_query(
+    query: str, custom: dict[str, tuple[str, str]] | None = None, dialect: str = "sqlite"
+) -> VisibilityFilter:
+    """Parse a list filter. Empty/whitespace query matches everything. ``custom``: see ``custom_fields``.
+    ``dialect`` "postgresql" compiles Text and KeywordList matches to indexable array predicates."""
     if not query or not query.strip():
         return VisibilityFilter()
-    return _Parser(query, custom).parse()
+    return _Parser(query, custom, dialect).parse()

@@ -33,7 +33,9 @@ def rfc3339(ts: datetime) -> str:
 
 
 def retention_query(cutoff: datetime) -> str:
-    return f"ExecutionStatus != 'Running' AND CloseTime < '{rfc3339(cutoff)}'"
+    # Naming the division includes system workflows (schedulers, batch jobs), which lists leave out otherwise.
+    division = "(TemporalNamespaceDivision IS NULL OR TemporalNamespaceDivision IS NOT NULL)"
+    return f"ExecutionStatus != 'Running' AND CloseTime < '{rfc3339(cutoff)}' AND {division}"
 
 
 @dataclass

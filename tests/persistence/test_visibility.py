@@ -153,7 +153,7 @@ async def test_delete(persistence: Persistence) -> None:
         ("Foo = 'x'", "Foo"),
         ("historylength > 1", "historylength"),  # names are case-sensitive, as in Temporal
         ("WorkflowId = ", "expected a value"),
-        ("WorkflowId = 'x' ORDER BY StartTime", "ORDER BY"),
+        ("WorkflowId = 'x' ORDER BY Nope", "Nope"),
         ("ExecutionStatus = 'Sleeping'", "Sleeping"),
         ("StartTime > 'yesterday'", "unable to parse datetime 'yesterday'"),
         ("(WorkflowId = 'x'", "')'"),

@@ -119,7 +119,10 @@ async def test_sweep_deletes_only_expired_closed_runs() -> None:
 
 def test_retention_query_format() -> None:
     q = retention_query(datetime(2026, 1, 2, 3, 4, 5, 600000, tzinfo=UTC))
-    assert q == "ExecutionStatus != 'Running' AND CloseTime < '2026-01-02T03:04:05.600000Z'"
+    assert q == (
+        "ExecutionStatus != 'Running' AND CloseTime < '2026-01-02T03:04:05.600000Z' AND "
+        "(TemporalNamespaceDivision IS NULL OR TemporalNamespaceDivision IS NOT NULL)"
+    )
 
 
 async def test_service_survives_errors_and_stops() -> None:

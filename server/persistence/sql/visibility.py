@@ -7,7 +7,7 @@ import json
 
 from server.common.errors import InvalidArgument
 from server.persistence.interface import VisibilityRecord
-from server.persistence.schema import CUSTOM_SLOT_COLUMNS
+from server.persistence.schema import ATTRIBUTE_COLUMN_KINDS
 from server.persistence.sql.tx import (
     Database,
     Row,
@@ -25,7 +25,7 @@ _COLS = (
     "root_workflow_id, root_run_id, memo, search_attributes"
 )
 _COL_NAMES = [c.strip() for c in _COLS.split(",")]
-_WRITE_COLS = [*_COL_NAMES, *CUSTOM_SLOT_COLUMNS]
+_WRITE_COLS = [*_COL_NAMES, *ATTRIBUTE_COLUMN_KINDS]
 _UPSERT = (
     f"INSERT INTO executions_visibility ({', '.join(_WRITE_COLS)}) VALUES ({', '.join('?' * len(_WRITE_COLS))}) "
     "ON CONFLICT (namespace_id, run_id) DO UPDATE SET "
@@ -35,14 +35,14 @@ _UPSERT = (
 
 def _slot_args(values: dict[str, object]) -> list[object]:
     out: list[object] = []
-    for column in CUSTOM_SLOT_COLUMNS:
+    for column, kind in ATTRIBUTE_COLUMN_KINDS.items():
         v = values.get(column)
-        out.append(None if v is None else slot_value(column[:-2], v))
+        out.append(None if v is None else slot_value(kind, v))
     return out
 
 
-def _parse(query: str, search_attributes: dict[str, str] | None) -> VisibilityFilter:
-    return parse_query(query, custom_fields(search_attributes))
+def _parse(query: str, search_attributes: dict[str, str] | None, dialect: str) -> VisibilityFilter:
+    return parse_query(query, custom_fields(search_attributes), dialect)
 
 
 def _record(row: Row) -> VisibilityRecord:
@@ -68,12 +68,47 @@ def _record(row: Row) -> VisibilityRecord:
     )
 
 
-def _decode_token(token: bytes) -> tuple[int, str]:
+def _decode_token(token: bytes, keys: int) -> tuple[list[object], str]:
+    """(sort values, run id) of the last row of the previous page; a token of another query's order is refused."""
     try:
         data = json.loads(token)
-        return int(data["start_time"]), str(data["run_id"])
+        if keys:
+            values = list(data["order"])
+            if len(values) != keys:
+                raise ValueError
+        else:
+            values = [int(data["start_time"])]
+        return values, str(data["run_id"])
     except (ValueError, KeyError, TypeError):
         raise InvalidArgument("invalid next_page_token") from None
+
+
+def _encode_token(values: list[object], run_id: str, keys: int) -> bytes:
+    if keys:
+        return json.dumps({"order": values, "run_id": run_id}).encode()
+    return json.dumps({"start_time": values[0], "run_id": run_id}).encode()
+
+
+def _after(order: list[tuple[str, bool]], values: list[object], run_id: str) -> tuple[str, list[object]]:
+    """Keyset condition "sorts after (values, run_id)" for ``ORDER BY k1 [DESC] NULLS LAST, ..., run_id DESC``:
+    OR over each key of (earlier keys equal AND this key after), NULL counting as the largest value."""
+    alternatives: list[str] = []
+    args: list[object] = []
+    equal: list[str] = []
+    equal_args: list[object] = []
+    for (expr, desc), value in zip(order, values, strict=True):
+        if value is not None:
+            alternatives.append(
+                "(" + " AND ".join([*equal, f"({expr} {'<' if desc else '>'} ? OR {expr} IS NULL)"]) + ")"
+            )
+            args += [*equal_args, value]
+            equal.append(f"{expr} = ?")
+            equal_args.append(value)
+        else:
+            equal.append(f"{expr} IS NULL")
+    alternatives.append("(" + " AND ".join([*equal, "run_id < ?"]) + ")")
+    args += [*equal_args, run_id]
+    return "(" + " OR ".join(alternatives) + ")", args
 
 
 class SqlVisibilityStore:
@@ -103,18 +138,30 @@ class SqlVisibilityStore:
         next_page_token: bytes | None,
         search_attributes: dict[str, str] | None = None,
     ) -> tuple[list[VisibilityRecord], bytes | None]:
-        flt = _parse(query, search_attributes)
+        flt = _parse(query, search_attributes, self._db.dialect)
         if flt.group_by_status or flt.group_by:
             raise InvalidArgument("invalid query: GROUP BY is only supported by CountWorkflowExecutions")
         size = max(page_size, 1)
-        sql = f"SELECT {_COLS} FROM executions_visibility WHERE namespace_id = ? AND ({flt.where})"
+        # Keyset pagination: stable while rows are added (the default order puts new runs before the cursor).
+        order = flt.order_by
+        keys = [expr for expr, _ in order] or ["start_time"]
+        sort_cols = "".join(f", {expr} AS sort{i}" for i, expr in enumerate(keys))
+        sql = f"SELECT {_COLS}{sort_cols} FROM executions_visibility WHERE namespace_id = ? AND {flt.scoped_where()}"
         args: list[object] = [namespace_id, *flt.params]
         if next_page_token:
-            # Keyset pagination on (start_time, run_id) descending: stable while rows are being added.
-            start, run_id = _decode_token(next_page_token)
-            sql += " AND (start_time < ? OR (start_time = ? AND run_id < ?))"
-            args += [start, start, run_id]
-        sql += " ORDER BY start_time DESC, run_id DESC LIMIT ?"
+            values, run_id = _decode_token(next_page_token, len(order))
+            if order:
+                cond, cond_args = _after(order, values, run_id)
+                sql += f" AND {cond}"
+                args += cond_args
+            else:
+                sql += " AND (start_time < ? OR (start_time = ? AND run_id < ?))"
+                args += [values[0], values[0], run_id]
+        if order:
+            sql += " ORDER BY " + ", ".join(f"{e} {'DESC' if d else 'ASC'} NULLS LAST" for e, d in order)
+            sql += ", run_id DESC LIMIT ?"
+        else:
+            sql += " ORDER BY start_time DESC, run_id DESC LIMIT ?"
         args.append(size + 1)
 
         rows = await self._db.fetch(sql, *args)
@@ -122,17 +169,17 @@ class SqlVisibilityStore:
         token = None
         if len(rows) > size:
             last = rows[size - 1]
-            token = json.dumps({"start_time": last[6], "run_id": last[1]}).encode()
+            token = _encode_token(list(last[len(_COL_NAMES) :]), last[1], len(order))
         return page, token
 
     async def count_executions(
         self, namespace_id: str, query: str, search_attributes: dict[str, str] | None = None
     ) -> int:
-        flt = _parse(query, search_attributes)
+        flt = _parse(query, search_attributes, self._db.dialect)
 
         row = await fetch_one(
             self._db,
-            f"SELECT COUNT(*) FROM executions_visibility WHERE namespace_id = ? AND ({flt.where})",
+            f"SELECT COUNT(*) FROM executions_visibility WHERE namespace_id = ? AND {flt.scoped_where()}",
             namespace_id,
             *flt.params,
         )
@@ -141,10 +188,10 @@ class SqlVisibilityStore:
     async def count_executions_by_status(
         self, namespace_id: str, query: str, search_attributes: dict[str, str] | None = None
     ) -> dict[int, int]:
-        flt = _parse(query, search_attributes)
+        flt = _parse(query, search_attributes, self._db.dialect)
 
         rows = await self._db.fetch(
-            f"SELECT status, COUNT(*) FROM executions_visibility WHERE namespace_id = ? AND ({flt.where}) "
+            f"SELECT status, COUNT(*) FROM executions_visibility WHERE namespace_id = ? AND {flt.scoped_where()} "
             "GROUP BY status ORDER BY status",
             namespace_id,
             *flt.params,
@@ -154,12 +201,22 @@ class SqlVisibilityStore:
     async def count_executions_grouped(
         self, namespace_id: str, query: str, search_attributes: dict[str, str] | None = None
     ) -> list[tuple[str | None, int]]:
-        flt = _parse(query, search_attributes)
+        flt = _parse(query, search_attributes, self._db.dialect)
         column = flt.group_by or "status"
+        where = f"namespace_id = ? AND {flt.scoped_where()}"
+        # The values from the slot's partial index (index-only), the runs without one as total minus those: no
+        # index holds the NULLs, and grouping them directly reads the whole table (bench/visibility).
         rows = await self._db.fetch(
-            f"SELECT {column}, COUNT(*) FROM executions_visibility WHERE namespace_id = ? AND ({flt.where}) "
-            f"GROUP BY {column} ORDER BY COUNT(*) DESC, {column}",
+            f"SELECT {column}, COUNT(*) FROM executions_visibility WHERE {where} AND {column} IS NOT NULL "
+            f"GROUP BY {column}",
             namespace_id,
             *flt.params,
         )
-        return [(None if r[0] is None else str(r[0]), int(r[1])) for r in rows]
+        total = await fetch_one(
+            self._db, f"SELECT COUNT(*) FROM executions_visibility WHERE {where}", namespace_id, *flt.params
+        )
+        groups: list[tuple[str | None, int]] = [(str(r[0]), int(r[1])) for r in rows]
+        missing = (int(total[0]) if total else 0) - sum(n for _, n in groups)
+        if missing > 0:  # (a concurrent write between the two reads can only make this off by a few)
+            groups.append((None, missing))
+        return sorted(groups, key=lambda g: (-g[1], g[0] is None, g[0] or ""))

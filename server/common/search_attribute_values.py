@@ -47,6 +47,12 @@ USER_SETTABLE_PREDEFINED = {
 }  # fmt: skip
 
 
+# Temporal's frontend.searchAttributesNumberOfKeysLimit / SizeOfValueLimit / TotalSizeLimit defaults.
+MAX_KEYS = 100
+MAX_VALUE_BYTES = 2 * 1024
+MAX_TOTAL_BYTES = 40 * 1024
+
+
 def type_name(value_type: int) -> str:
     return TYPE_NAMES.get(value_type, "Unspecified")
 
@@ -153,9 +159,13 @@ def validate(
     predefined: Mapping[str, int],
     system: Mapping[str, int],
 ) -> None:
-    """Temporal's search attribute Validator: InvalidArgument with its message on the first bad attribute. Also
-    sets the ``type`` metadata on every payload that lacks it (what Temporal's ApplyTypeMap does on reads)."""
-    for name, payload in attributes.indexed_fields.items():
+    """Temporal's search attribute Validator: InvalidArgument with its message on the first bad attribute, then its
+    size limits. Also sets the ``type`` metadata on every payload that lacks it (what Temporal's ApplyTypeMap does
+    on reads)."""
+    fields = attributes.indexed_fields
+    if len(fields) > MAX_KEYS:
+        raise InvalidArgument(f"number of search attributes {len(fields)} exceeds limit {MAX_KEYS}")
+    for name, payload in fields.items():
         if name in system or (name in predefined and name not in USER_SETTABLE_PREDEFINED):
             raise InvalidArgument(f"{name} attribute can't be set in SearchAttributes")
         value_type = custom.get(name, predefined.get(name))
@@ -173,6 +183,15 @@ def validate(
             ) from None
         if "type" not in payload.metadata:
             set_type(payload, value_type)
+    for name, payload in fields.items():
+        if len(payload.data) > MAX_VALUE_BYTES:
+            raise InvalidArgument(
+                f"search attribute {name} value size {len(payload.data)} exceeds size limit {MAX_VALUE_BYTES}"
+            )
+    if attributes.ByteSize() > MAX_TOTAL_BYTES:
+        raise InvalidArgument(
+            f"total size of search attributes {attributes.ByteSize()} exceeds size limit {MAX_TOTAL_BYTES}"
+        )
 
 
 def apply_type_map(attributes: common.SearchAttributes, types: Mapping[str, int]) -> None:
@@ -249,8 +268,14 @@ def custom_types(aliases: Mapping[str, str]) -> dict[str, int]:
 
 
 def slot_values(attributes: common.SearchAttributes, aliases: Mapping[str, str]) -> dict[str, Any]:
-    """The visibility row's custom slot columns (``keyword01`` -> value) for a run's search attributes."""
+    """The visibility row's typed attribute columns (``keyword01`` -> value) for a run's search attributes: the
+    namespace's custom slots and the predefined attributes that have a column."""
+    from server.persistence.schema import PREDEFINED_COLUMNS
     from server.persistence.visibility_query import slot_column
 
     columns = {alias: slot_column(slot) for slot, alias in aliases.items()}
-    return indexed_values(attributes, columns, custom_types(aliases))
+    types = custom_types(aliases)
+    for name, (column, kind) in PREDEFINED_COLUMNS.items():
+        columns[name] = column
+        types[name] = _SLOT_TYPES[kind]
+    return indexed_values(attributes, columns, types)

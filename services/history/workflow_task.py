@@ -17,7 +17,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from server.gen.durata.internal.common.v1 import tokens_pb2
 from server.gen.durata.internal.history.v1 import state_pb2
 
-from . import reset_points
+from . import build_id_search_attributes, reset_points
 from .activities import CommandError, start_eager
 from .api import workflow_pause
 from .commands import CLOSE_COMMANDS, apply_commands
@@ -136,6 +136,7 @@ def _apply_completion(
     eager_ids: list[int] = []
     force = apply_commands(ms, list(req.commands), completed.event_id, req.identity, config, protocol, eager_ids)
     protocol.remaining(ms, completed.event_id)
+    build_id_search_attributes.record_completion(ms, _worker_version(req))
     if not ms.running:
         return CompletionResult(closed=True, update_effects=protocol.effects)
     if ms.paused:  # PauseWorkflowExecution: nothing new is dispatched, eager or not, until the unpause

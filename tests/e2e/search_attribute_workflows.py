@@ -93,3 +93,23 @@ class BadChild:
             Upserter.run, id=f"{workflow.info().workflow_id}-child",
             search_attributes=TypedSearchAttributes([SearchAttributePair(INT_AS_KEYWORD, "abc")]),
         )  # fmt: skip
+
+
+@workflow.defn
+class Quick:
+    """Completes in its first workflow task (test_visibility_queries: BuildIds)."""
+
+    @workflow.run
+    async def run(self) -> str:
+        return "done"
+
+
+@workflow.defn
+class Patched:
+    """Takes two patches: the SDK records them in TemporalChangeVersion (test_visibility_queries)."""
+
+    @workflow.run
+    async def run(self) -> str:
+        workflow.patched("fix-1")
+        workflow.patched("fix-2")
+        return "done"

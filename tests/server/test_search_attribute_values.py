@@ -110,3 +110,30 @@ def test_start_dev_specs() -> None:
     }  # fmt: skip
     with pytest.raises(ValueError, match="NAME=TYPE"):
         parse_search_attribute_specs(["A=Number"])
+
+
+def test_size_limits() -> None:
+    """Temporal's defaults: 100 attributes, 2 KiB per value, 40 KiB in all (checked after the types)."""
+    many = common.SearchAttributes(indexed_fields={f"A{i}": p("x") for i in range(101)})
+    with pytest.raises(InvalidArgument) as err:
+        validate_search_attributes(many, {f"Keyword{i:02d}": f"A{i}" for i in range(101)})
+    assert err.value.message == "number of search attributes 101 exceeds limit 100"
+
+    big = "x" * 2047  # 2,049 bytes of JSON with the quotes
+    with pytest.raises(InvalidArgument) as err:
+        validate_search_attributes(common.SearchAttributes(indexed_fields={"Kw": p(big)}), ALIASES)
+    assert err.value.message == "search attribute Kw value size 2049 exceeds size limit 2048"
+    validate_search_attributes(common.SearchAttributes(indexed_fields={"Kw": p("x" * 2046)}), ALIASES)
+
+    # Under the per-value limit one by one, over the total together.
+    aliases = {f"Keyword{i:02d}": f"K{i}" for i in range(1, 11)} | {f"Text{i:02d}": f"T{i}" for i in range(1, 4)}
+    aliases |= {f"KeywordList{i:02d}": f"L{i}" for i in range(1, 4)}
+    fields = {name: p("y" * 2000) for name in aliases.values() if not name.startswith("L")}
+    fields |= {name: p(["z" * 1990]) for name in aliases.values() if name.startswith("L")}
+    fields |= {"TemporalChangeVersion": p(["v" * 2000]), "BinaryChecksums": p(["c" * 2000]),
+               "BuildIds": p(["b" * 2000]), "BatcherUser": p("u" * 2000), "TemporalScheduledById": p("s" * 2000),
+               "TemporalNamespaceDivision": p("d" * 2000)}  # fmt: skip
+    with pytest.raises(InvalidArgument) as err:
+        validate_search_attributes(common.SearchAttributes(indexed_fields=fields), aliases)
+    assert err.value.message.startswith("total size of search attributes ")
+    assert err.value.message.endswith(" exceeds size limit 40960")

@@ -301,7 +301,8 @@ class DurataProcess:
             operator = (local_fe.service.operator_handler if local_fe is not None
                         else GrpcClient(self._channel(self.cfg.address_of("frontend")), OPERATOR_SERVICE))
             self.roles["internal_worker"] = _Role(
-                "internal_worker", InternalWorkerService(icfg, client, operator_client=operator)
+                "internal_worker",
+                InternalWorkerService(icfg, client, operator_client=operator, frontend_address=self._frontend_address),
             )
 
     def _wire_cluster(self) -> None:
@@ -315,6 +316,11 @@ class DurataProcess:
         if fe is not None:
             fe.history_client = self.node.history_router
             fe.matching_client = PollDrain(self.node.matching_router)
+
+    def _frontend_address(self) -> str:
+        """Where the internal worker's SDK workers dial the public API: this process's frontend (its real port,
+        known once it listens) or the configured one."""
+        return self._advertised().get("frontend") or self.cfg.address_of("frontend")
 
     def _advertised(self) -> dict[str, str]:
         """role -> address peers dial, with the real port where the configured one was 0 (tests)."""

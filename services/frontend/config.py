@@ -34,3 +34,5 @@ class FrontendConfig:
     default_namespace_page_size: int = 100
     default_visibility_page_size: int = 1000
     max_visibility_page_size: int = 1000
+    # Batch operations running at once per namespace (Temporal's frontend.MaxConcurrentBatchOperationPerNamespace).
+    max_concurrent_batch_operations: int = 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.frontend.activity_handlers import ActivityHandlers
+from services.frontend.batch_handlers import BatchHandlers
 from services.frontend.history_reverse_handlers import HistoryReverseHandlers
 from services.frontend.multi_operation_handlers import MultiOperationHandlers
 from services.frontend.namespace_handlers import NamespaceHandlers
@@ -22,6 +23,6 @@ class WorkflowServiceHandler(
     SystemHandlers, NamespaceHandlers, WorkflowHandlers, TaskHandlers, VisibilityHandlers,
     MultiOperationHandlers, ResetHandlers, HistoryReverseHandlers, ActivityHandlers, OpenClosedListHandlers,
     OptionsHandlers,
-    TaskQueuePartitionHandlers, WorkerHandlers, WorkflowPauseHandlers,
+    TaskQueuePartitionHandlers, WorkerHandlers, WorkflowPauseHandlers, BatchHandlers,
 ):
     """RPCs not defined by any group are absent, so the gRPC edge answers them UNIMPLEMENTED."""

@@ -23,6 +23,13 @@ class InternalWorkerConfig:
     delete_namespace_interval_seconds: float = 5.0
     delete_namespace_grace_seconds: float = 5.0
     delete_namespace_max_steps_per_sweep: int = 50
+    # System workflows (batch operations) on Durata's SDK: one worker per namespace, the namespace list re-read
+    # this often; batch jobs that set no max_operations_per_second get batch_rps, with batch_concurrency calls
+    # in flight (Temporal's worker.batcherRPS / batcherConcurrency defaults).
+    system_workers_enabled: bool = True
+    system_workers_refresh_seconds: float = 2.0
+    batch_rps: float = 50.0
+    batch_concurrency: int = 5
     # Deadline of each call to the frontend.
     rpc_timeout_seconds: float = 10.0
     identity: str = "durata-internal-worker"

@@ -7,15 +7,18 @@ It is a client like any other worker. In start-dev ``workflow_service_client`` i
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 
 from server.common.clock import Clock, RealClock
 from server.common.errors import ServiceError
+from services.internal_worker.batch.workflow import BatchActivities, BatchWorkflow
 from services.internal_worker.config import InternalWorkerConfig
 from services.internal_worker.delete_namespace import DeleteNamespaceJob
 from services.internal_worker.retention import RetentionJob
+from services.internal_worker.system_workers import SystemWorkers
 
 log = structlog.get_logger("durata.internal_worker")
 
@@ -23,9 +26,10 @@ log = structlog.get_logger("durata.internal_worker")
 class InternalWorkerService:
     def __init__(
         self, config: InternalWorkerConfig, workflow_service_client: Any, clock: Clock | None = None,
-        operator_client: Any = None,
+        operator_client: Any = None, frontend_address: Callable[[], str] | None = None,
     ) -> None:
-        """``operator_client``: the frontend's OperatorService (namespace deletion); None disables that job."""
+        """``operator_client``: the frontend's OperatorService (namespace deletion); None disables that job.
+        ``frontend_address``: where system-workflow workers dial the public API; None runs no system workflows."""
         self.config = config
         self.client = workflow_service_client
         self.clock: Clock = clock if clock is not None else RealClock()
@@ -34,6 +38,8 @@ class InternalWorkerService:
             DeleteNamespaceJob(config, workflow_service_client, operator_client) if operator_client is not None
             else None
         )
+        self.frontend_address = frontend_address
+        self.system_workers: SystemWorkers | None = None
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -45,6 +51,15 @@ class InternalWorkerService:
         if self.config.delete_namespace_enabled and self.delete_namespace is not None:
             self._tasks.append(asyncio.create_task(self._every(self.config.delete_namespace_interval_seconds,
                                                                self.delete_namespace.sweep, "delete_namespace")))
+        if self.config.system_workers_enabled and self.frontend_address is not None:
+            batch = BatchActivities(self.client, self.config.rpc_timeout_seconds)
+            self.system_workers = SystemWorkers(
+                self.frontend_address(), [BatchWorkflow], lambda _namespace: [batch.run_batch],
+                identity=self.config.identity, rpc_timeout_seconds=self.config.rpc_timeout_seconds,
+            )
+            self._tasks.append(asyncio.create_task(self._every(
+                self.config.system_workers_refresh_seconds, self.system_workers.refresh, "system_workers"
+            )))  # fmt: skip
         log.info("internal worker started", retention_interval_seconds=self.config.retention_interval_seconds,
                  retention_enabled=self.config.retention_enabled)
 
@@ -58,6 +73,9 @@ class InternalWorkerService:
                 await task
             except asyncio.CancelledError:
                 pass
+        if self.system_workers is not None:
+            await self.system_workers.close()
+            self.system_workers = None
         log.info("internal worker stopped")
 
     async def _every(self, interval: float, job: Any, name: str) -> None:

@@ -20,3 +20,15 @@ class RunBeater:
             retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=300), backoff_coefficient=1.0),
         )
         return result
+
+
+@workflow.defn
+class ScheduleElsewhere:
+    """Schedules activity "remote" on a queue nobody polls, so it stays pending (test_batch_operations)."""
+
+    @workflow.run
+    async def run(self, task_queue: str) -> str:
+        result: str = await workflow.execute_activity(
+            "remote", task_queue=task_queue, start_to_close_timeout=timedelta(seconds=600)
+        )
+        return result

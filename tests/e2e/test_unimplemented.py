@@ -19,7 +19,6 @@ from e2e.deployments import Deployment
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 SCHEDULES = "schedules: the schedules/batch issue (system workflows on the internal worker)"
-BATCH = "batch operations: the schedules/batch issue"
 DEPLOYMENTS = "worker deployments and versioning: the worker-deployments issue"
 LEGACY_VERSIONING = "deprecated build-id versioning: to answer as Temporal does when disabled (worker-deployments issue)"
 NEXUS = "Nexus: not planned yet (workflows that schedule Nexus operations fail their task with FEATURE_DISABLED)"
@@ -34,8 +33,6 @@ NOT_SERVED: dict[str, str] = {
     **dict.fromkeys(
         ["CreateSchedule", "DescribeSchedule", "UpdateSchedule", "PatchSchedule", "ListScheduleMatchingTimes",
          "DeleteSchedule", "ListSchedules", "CountSchedules"], SCHEDULES),
-    **dict.fromkeys(
-        ["StartBatchOperation", "StopBatchOperation", "DescribeBatchOperation", "ListBatchOperations"], BATCH),
     **dict.fromkeys(
         ["UpdateWorkerBuildIdCompatibility", "GetWorkerBuildIdCompatibility", "UpdateWorkerVersioningRules",
          "GetWorkerVersioningRules", "GetWorkerTaskReachability"], LEGACY_VERSIONING),

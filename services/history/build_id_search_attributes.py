@@ -7,6 +7,7 @@ checksums of the run's auto-reset points."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from temporalio.api.common.v1 import message_pb2 as common_pb2
 
@@ -82,9 +83,10 @@ def _store(ms: MutableState, name: str, values: list[str]) -> bool:
     return True
 
 
-def record_completion(ms: MutableState, stamp: common_pb2.WorkerVersionStamp | None) -> None:
-    """After a workflow task completed: refresh both attributes and, if either changed, have visibility written
-    (once: a transaction that already writes visibility, such as a close, carries the new values)."""
+def record_completion(ms: MutableState, stamp: common_pb2.WorkerVersionStamp | None, delay: timedelta) -> None:
+    """After a workflow task completed: refresh both attributes. If either changed and this transaction writes no
+    visibility (a close does), a timer has visibility catch up after ``delay`` unless the run closed by then:
+    a run's first task always changes BuildIds, and an immediate write would cost every short run one more."""
     changed = _store(ms, BUILD_IDS, next_build_ids(_load(ms, BUILD_IDS), stamp))
     checksums = [p.binary_checksum for p in ms.record.auto_reset_points.points if p.binary_checksum]
     if checksums:
@@ -93,4 +95,11 @@ def record_completion(ms: MutableState, stamp: common_pb2.WorkerVersionStamp | N
         return
     ms.dirty = True
     if not any(t.category == TaskCategory.VISIBILITY for t in ms.tasks):
+        ms.add_timer_task(T.HISTORY_TASK_TYPE_VISIBILITY_REFRESH_TIMER, ms.now + delay)
+
+
+def refresh_timer_fired(ms: MutableState) -> None:
+    """The catch-up timer: a run still open gets its visibility row rewritten; a closed one already has."""
+    if ms.running:
         ms.add_task(TaskCategory.VISIBILITY, T.HISTORY_TASK_TYPE_VISIBILITY_UPSERT)
+        ms.dirty = True

@@ -17,6 +17,9 @@ class HistoryConfig:
     default_history_page_size: int = 256
     default_workflow_task_timeout_seconds: float = 10.0
     # A workflow task's Started event suggests continue-as-new from this many events or bytes of history on.
+    # BuildIds/BinaryChecksums changed by a workflow task reach visibility with the run's next visibility write
+    # or, at the latest, this long after (a timer): a short run pays no visibility write of its own for them.
+    build_id_visibility_delay_seconds: float = 5.0
     suggest_continue_as_new_history_count: int = 4 * 1024
     suggest_continue_as_new_history_size_bytes: int = 4 * 1024 * 1024
     max_workflow_task_timeout_seconds: float = 120.0

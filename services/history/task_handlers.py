@@ -12,7 +12,14 @@ from server.gen.durata.internal.history.v1 import state_pb2
 from server.gen.durata.internal.matching.v1 import service_pb2 as matching_pb2
 from server.persistence.interface import HistoryTask, VisibilityRecord
 
-from . import activities, commands, outbound_tasks, search_attributes, workflow_ops
+from . import (
+    activities,
+    build_id_search_attributes,
+    commands,
+    outbound_tasks,
+    search_attributes,
+    workflow_ops,
+)
 from .engine import Engine
 from .mutable_state import MutableState, from_ts
 from .shard import ShardContext
@@ -147,6 +154,8 @@ async def handle_timer(engine: Engine, shard: ShardContext, task: HistoryTask) -
             workflow_ops.run_timeout_fired(ms, engine.config)
     elif t == T.HISTORY_TASK_TYPE_WORKFLOW_BACKOFF_TIMER:
         fn = workflow_ops.backoff_timer_fired
+    elif t == T.HISTORY_TASK_TYPE_VISIBILITY_REFRESH_TIMER:
+        fn = build_id_search_attributes.refresh_timer_fired
     elif t == T.HISTORY_TASK_TYPE_ACTIVITY_RETRY_TIMER:
 
         def fn(ms: MutableState) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from temporalio.api.common.v1 import message_pb2 as common_pb2
 from temporalio.api.enums.v1 import failed_cause_pb2 as fc
@@ -136,7 +137,9 @@ def _apply_completion(
     eager_ids: list[int] = []
     force = apply_commands(ms, list(req.commands), completed.event_id, req.identity, config, protocol, eager_ids)
     protocol.remaining(ms, completed.event_id)
-    build_id_search_attributes.record_completion(ms, _worker_version(req))
+    build_id_search_attributes.record_completion(
+        ms, _worker_version(req), timedelta(seconds=config.build_id_visibility_delay_seconds)
+    )
     if not ms.running:
         return CompletionResult(closed=True, update_effects=protocol.effects)
     if ms.paused:  # PauseWorkflowExecution: nothing new is dispatched, eager or not, until the unpause

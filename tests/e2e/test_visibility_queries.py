@@ -22,7 +22,7 @@ from temporalio.worker import Worker
 
 from e2e.deployments import Deployment
 from e2e.helpers import wait_until
-from e2e.search_attribute_workflows import INT, KEYWORD, TEXT, Patched, Quick
+from e2e.search_attribute_workflows import INT, KEYWORD, TEXT, Patched, Quick, Upserter
 from e2e.test_search_attributes import namespace_with_attributes, typed
 from e2e.test_temporal_cli import parse_json, temporal
 
@@ -139,10 +139,16 @@ async def test_removed_attribute_is_no_longer_queryable(deployment: Deployment, 
 async def test_scan_and_build_ids(deployment: Deployment, task_queue: str) -> None:
     client = await namespace_with_attributes(deployment)
     build = f"build-{uuid.uuid4().hex[:6]}"
-    async with Worker(client, task_queue=task_queue, workflows=[Quick, Patched], build_id=build):
+    async with Worker(client, task_queue=task_queue, workflows=[Quick, Patched, Upserter], build_id=build):
         for i in range(3):
             await client.execute_workflow(Quick.run, id=f"q-{i}", task_queue=task_queue)
         await client.execute_workflow(Patched.run, id="patched", task_queue=task_queue)
+        # A run that stays open: its BuildIds reach visibility by the catch-up timer (5 s by default).
+        waiting = await client.start_workflow(Upserter.run, id="waiting", task_queue=task_queue)
+        await wait_until(lambda: _is(count(client, f"BuildIds = 'unversioned:{build}' AND WorkflowId = 'waiting'"), 1),
+                         20, "an open run found by build id")  # fmt: skip
+        await waiting.signal(Upserter.finish)
+        await waiting.result()
     await client.workflow_service.start_workflow_execution(
         StartWorkflowExecutionRequest(
             namespace=client.namespace, workflow_id="q-unworked", workflow_type=WorkflowType(name="Quick"),
@@ -157,13 +163,13 @@ async def test_scan_and_build_ids(deployment: Deployment, task_queue: str) -> No
     # The SDK records each patch in TemporalChangeVersion.
     await wait_until(lambda: _is(count(client, "TemporalChangeVersion = 'fix-2'"), 1), 20, "found by patch")
     assert await count(client, "TemporalChangeVersion IN ('fix-1', 'nope') AND WorkflowType = 'Patched'") == 1
-    assert await count(client, f"BinaryChecksums = '{build}'") == 4
+    assert await count(client, f"BinaryChecksums = '{build}'") == 5
     await wait_until(lambda: _is(count(client, "BuildIds IS NULL"), 1), 20, "the run that never ran a task")
     desc = await client.get_workflow_handle("q-0").describe()
     assert desc.search_attributes.get("BuildIds") == ["unversioned", f"unversioned:{build}"]
 
     grouped = await client.count_workflows("GROUP BY ExecutionStatus")
-    assert {g.group_values[0]: g.count for g in grouped.groups} == {"Completed": 4, "Running": 1}
+    assert {g.group_values[0]: g.count for g in grouped.groups} == {"Completed": 5, "Running": 1}
 
     scanned: list[str] = []
     token = b""

@@ -39,3 +39,15 @@ def _batch_types() -> dict[str, tuple[int, str]]:
 # Batch operations Durata runs (each one a single RPC it serves), keyed by StartBatchOperationRequest's oneof.
 BATCH_TYPES: dict[str, tuple[int, str]] = _batch_types()
 BATCH_TYPE_BY_MEMO: dict[str, int] = {memo: typ for typ, memo in BATCH_TYPES.values()}
+
+# Schedules: one scheduler workflow per schedule (workflow id = prefix + schedule id).
+SCHEDULER_WORKFLOW_TYPE = "temporal-sys-scheduler-workflow"
+SCHEDULER_ID_PREFIX = "temporal-sys-scheduler:"
+SCHEDULER_NAMESPACE_DIVISION = "TemporalScheduler"
+SCHEDULER_SIGNAL_PATCH = "patch"
+SCHEDULER_SIGNAL_UPDATE = "update"
+SCHEDULER_SIGNAL_REFRESH = "refresh"
+SCHEDULER_QUERY_DESCRIBE = "describe"
+SCHEDULER_QUERY_MATCHING_TIMES = "listMatchingTimes"
+# The scheduler's ScheduleListInfo (what ListSchedules shows), serialized, in its workflow's memo.
+SCHEDULER_MEMO_INFO = "ScheduleInfo"

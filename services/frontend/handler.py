@@ -10,6 +10,7 @@ from services.frontend.namespace_handlers import NamespaceHandlers
 from services.frontend.open_closed_handlers import OpenClosedListHandlers
 from services.frontend.options_handlers import OptionsHandlers
 from services.frontend.reset_handlers import ResetHandlers
+from services.frontend.schedule_handlers import ScheduleHandlers
 from services.frontend.system_handlers import SystemHandlers
 from services.frontend.task_handlers import TaskHandlers
 from services.frontend.task_queue_partition_handlers import TaskQueuePartitionHandlers
@@ -23,6 +24,6 @@ class WorkflowServiceHandler(
     SystemHandlers, NamespaceHandlers, WorkflowHandlers, TaskHandlers, VisibilityHandlers,
     MultiOperationHandlers, ResetHandlers, HistoryReverseHandlers, ActivityHandlers, OpenClosedListHandlers,
     OptionsHandlers,
-    TaskQueuePartitionHandlers, WorkerHandlers, WorkflowPauseHandlers, BatchHandlers,
+    TaskQueuePartitionHandlers, WorkerHandlers, WorkflowPauseHandlers, BatchHandlers, ScheduleHandlers,
 ):
     """RPCs not defined by any group are absent, so the gRPC edge answers them UNIMPLEMENTED."""

@@ -178,6 +178,13 @@ def new_run(
     started.task_queue.kind = task_queue_pb2.TASK_QUEUE_KIND_NORMAL
     if chain is None and req.cron_schedule:
         started.initiator = wf_enums.CONTINUE_AS_NEW_INITIATOR_CRON_SCHEDULE  # as the real server does
+    if chain is None and isinstance(req, ws.StartWorkflowExecutionRequest):
+        # A schedule hands each run its predecessor's result or failure (workflow.get_last_completion_result).
+        if req.HasField("last_completion_result"):
+            started.last_completion_result.CopyFrom(req.last_completion_result)
+            r.last_completion_result.CopyFrom(req.last_completion_result)
+        if req.HasField("continued_failure"):
+            started.continued_failure.CopyFrom(req.continued_failure)
     if chain is not None:
         started.continued_execution_run_id = chain.previous_run_id
         started.initiator = chain.initiator  # type: ignore[assignment]

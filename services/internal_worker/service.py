@@ -18,6 +18,8 @@ from services.internal_worker.batch.workflow import BatchActivities, BatchWorkfl
 from services.internal_worker.config import InternalWorkerConfig
 from services.internal_worker.delete_namespace import DeleteNamespaceJob
 from services.internal_worker.retention import RetentionJob
+from services.internal_worker.schedules.activities import SchedulerActivities
+from services.internal_worker.schedules.workflow import SchedulerWorkflow
 from services.internal_worker.system_workers import SystemWorkers
 
 log = structlog.get_logger("durata.internal_worker")
@@ -53,8 +55,11 @@ class InternalWorkerService:
                                                                self.delete_namespace.sweep, "delete_namespace")))
         if self.config.system_workers_enabled and self.frontend_address is not None:
             batch = BatchActivities(self.client, self.config.rpc_timeout_seconds)
+            sched = SchedulerActivities(self.client, self.config.rpc_timeout_seconds)
+            activities = [batch.run_batch, sched.start_workflow, sched.watch_workflow, sched.refresh_workflows,
+                          sched.cancel_workflow, sched.terminate_workflow]  # fmt: skip
             self.system_workers = SystemWorkers(
-                self.frontend_address(), [BatchWorkflow], lambda _namespace: [batch.run_batch],
+                self.frontend_address(), [BatchWorkflow, SchedulerWorkflow], lambda _namespace: activities,
                 identity=self.config.identity, rpc_timeout_seconds=self.config.rpc_timeout_seconds,
             )
             self._tasks.append(asyncio.create_task(self._every(

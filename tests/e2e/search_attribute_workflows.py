@@ -113,3 +113,13 @@ class Patched:
         workflow.patched("fix-1")
         workflow.patched("fix-2")
         return "done"
+
+
+@workflow.defn
+class Counter:
+    """Returns one more than the last completion result a schedule handed it (test_schedules)."""
+
+    @workflow.run
+    async def run(self) -> int:
+        last = workflow.get_last_completion_result(int) if workflow.has_last_completion_result() else 0
+        return int(last or 0) + 1

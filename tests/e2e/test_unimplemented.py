@@ -18,7 +18,6 @@ from e2e.deployments import Deployment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
-SCHEDULES = "schedules: the schedules/batch issue (system workflows on the internal worker)"
 DEPLOYMENTS = "worker deployments and versioning: the worker-deployments issue"
 LEGACY_VERSIONING = "deprecated build-id versioning: to answer as Temporal does when disabled (worker-deployments issue)"
 NEXUS = "Nexus: not planned yet (workflows that schedule Nexus operations fail their task with FEATURE_DISABLED)"
@@ -30,9 +29,6 @@ REPLICATION = "multi-cluster replication: Durata runs one cluster"
 TIME_SKIPPING = "time skipping: the test-environment issue"
 
 NOT_SERVED: dict[str, str] = {
-    **dict.fromkeys(
-        ["CreateSchedule", "DescribeSchedule", "UpdateSchedule", "PatchSchedule", "ListScheduleMatchingTimes",
-         "DeleteSchedule", "ListSchedules", "CountSchedules"], SCHEDULES),
     **dict.fromkeys(
         ["UpdateWorkerBuildIdCompatibility", "GetWorkerBuildIdCompatibility", "UpdateWorkerVersioningRules",
          "GetWorkerVersioningRules", "GetWorkerTaskReachability"], LEGACY_VERSIONING),

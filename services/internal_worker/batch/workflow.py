@@ -14,8 +14,9 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import durata.activity as activity
+import durata.workflow as workflow
 import structlog
-from durata import activity, workflow
 from durata.common import RetryPolicy
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv
 

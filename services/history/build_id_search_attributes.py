@@ -41,10 +41,12 @@ def next_build_ids(existing: list[str], stamp: common_pb2.WorkerVersionStamp | N
     values += [v for v in existing if not _is_sentinel(v)]
     if entry and entry not in values:
         values.append(entry)
-    # Too long for one value: drop the oldest builds, never the sentinel.
+    # Too long for one value: drop the oldest builds, never the sentinel. (JSON escapes a character in at most 6
+    # bytes, so short lists need no encoding to know they fit.)
     first = 1 if values and values[0] == UNVERSIONED else 0
-    while len(values) > first and len(_encode(values)) > MAX_VALUE_BYTES:
-        del values[first]
+    if sum(6 * len(v) + 3 for v in values) + 2 > MAX_VALUE_BYTES:
+        while len(values) > first and len(_encode(values)) > MAX_VALUE_BYTES:
+            del values[first]
     return values
 
 

@@ -13,6 +13,7 @@ from temporalio.api.enums.v1 import failed_cause_pb2 as fc
 from server.common.errors import InvalidArgument
 from server.common.search_attribute_catalogue import unknown_names, validate_search_attributes
 from server.common.search_attribute_values import slot_values
+from server.persistence.schema import PREDEFINED_COLUMNS
 
 from .activities import CommandError
 from .mutable_state import MutableState
@@ -56,6 +57,9 @@ async def visibility_slot_values(
 ) -> dict[str, object]:
     if not attributes.indexed_fields:
         return {}
+    # Only server-maintained predefined attributes (BuildIds on nearly every run): no namespace lookup needed.
+    if all(name in PREDEFINED_COLUMNS for name in attributes.indexed_fields):
+        return slot_values(attributes, {})
     aliases = await namespace_aliases(engine, namespace_id, [attributes])
     return slot_values(attributes, aliases)
 

@@ -36,6 +36,8 @@ from .actions import Action, CancelWorkflow, RefreshWorkflows, StartWorkflow, Te
 from .scheduler import Scheduler
 
 Event = Callable[[datetime], list[Action]]
+# Search attributes of the scheduler workflow that are not the schedule's own.
+_SERVER_ATTRIBUTES = frozenset({"TemporalNamespaceDivision", "TemporalSchedulePaused", "BuildIds", "BinaryChecksums"})
 # One RPC with the frontend's 10 s deadline: a start lost with a crashed worker is retried after this long.
 _RPC = timedelta(seconds=12)
 _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -124,7 +126,9 @@ class SchedulerWorkflow:
     async def _run(self, action: Action) -> None:
         if isinstance(action, StartWorkflow):
             try:
-                resp = await workflow.execute_activity(
+                # A local activity, as Temporal's scheduler starts runs: the start is done within the workflow
+                # task, so a describe right after a trigger already shows it.
+                resp = await workflow.execute_local_activity(
                     "SchedulerStartWorkflow", action.request, result_type=wsv.StartWorkflowExecutionResponse,
                     start_to_close_timeout=_RPC, schedule_to_close_timeout=max(action.timeout, _RPC),
                     retry_policy=_RETRY,
@@ -187,6 +191,8 @@ class SchedulerWorkflow:
             self.published_paused = self.core.paused
 
     def _replace_search_attributes(self, attributes: common.SearchAttributes) -> None:
+        """UpdateSchedule's search attributes replace the schedule's own: those not given are removed (the
+        server-maintained ones stay)."""
         import json
 
         values: dict[str, Any] = {}
@@ -195,6 +201,9 @@ class SchedulerWorkflow:
                 values[name] = json.loads(payload.data) if payload.data else None
             except ValueError:
                 continue
+        current = set(workflow.info().search_attributes) - _SERVER_ATTRIBUTES
+        for name in current - set(values):
+            values[name] = None
         if values:
             workflow.upsert_search_attributes(values)
 

@@ -261,4 +261,7 @@ class BatchHandlers(HandlerBase):
 def _proto_json(message: Any) -> bytes:
     from google.protobuf import json_format
 
-    return json_format.MessageToJson(message, indent=None).encode()
+    try:
+        return json_format.MessageToJson(message, indent=None).encode()
+    except (json_format.SerializeToJsonError, ValueError) as err:
+        raise InvalidArgument(f"invalid request: {err}") from None

@@ -59,9 +59,14 @@ def token_value(raw: bytes) -> int:
 
 
 def proto_payloads(message: Any) -> common.Payloads:
+    """json/protobuf, as the SDKs' proto converter encodes. A message JSON cannot represent (a timestamp outside
+    years 1-9999, say) is bad input."""
+    try:
+        data = json_format.MessageToJson(message, indent=None).encode()
+    except (json_format.SerializeToJsonError, ValueError) as err:
+        raise InvalidArgument(f"invalid request: {err}") from None
     return common.Payloads(payloads=[common.Payload(
-        metadata={"encoding": b"json/protobuf", "messageType": message.DESCRIPTOR.full_name.encode()},
-        data=json_format.MessageToJson(message, indent=None).encode(),
+        metadata={"encoding": b"json/protobuf", "messageType": message.DESCRIPTOR.full_name.encode()}, data=data,
     )])  # fmt: skip
 
 

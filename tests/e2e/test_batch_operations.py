@@ -332,33 +332,36 @@ async def _pending_activity(h: Any) -> Any:
 
 
 async def test_a_crash_of_the_internal_worker_loses_nothing_and_repeats_nothing(fresh_cluster: Deployment) -> None:
-    """SIGKILL the internal worker mid-batch: the batch resumes from its heartbeat after the restart, every run is
-    signalled exactly once (the redone page's signals carry the same request ids) and the counts add up."""
+    """SIGKILL the internal worker mid-batch over 1,000 runs: the batch resumes from its heartbeat after the
+    restart, every run is signalled exactly once (the redone page's signals carry the same request ids) and the
+    counts add up."""
     client = await Client.connect(fresh_cluster.address)
     prefix = f"bc-{uuid.uuid4().hex[:6]}"
-    ids = await start_idle(client, prefix, 200)
+    ids = await start_idle(client, prefix, 1000)
     query = f"WorkflowId STARTS_WITH '{prefix}'"
-    await wait_until(lambda: _is(count(client, query), 200), 60, "visible")
+    await wait_until(lambda: _is(count(client, query), 1000), 120, "visible")
     job = f"{prefix}-signal"
     await client.workflow_service.start_batch_operation(StartBatchOperationRequest(
         namespace=client.namespace, job_id=job, reason="crash test", visibility_query=query,
-        max_operations_per_second=40, signal_operation=BatchOperationSignal(signal="ping"),
+        max_operations_per_second=100, signal_operation=BatchOperationSignal(signal="ping"),
     ))  # fmt: skip
 
     async def some_progress() -> bool:
         d = await describe(client, job)
-        return 20 <= d.complete_operation_count < 150
+        return 100 <= d.complete_operation_count < 700
 
     await wait_until(some_progress, 60, "the batch is part-way", interval=0.05)
     await asyncio.to_thread(fresh_cluster.kill, ["internal_worker"])
     await asyncio.to_thread(fresh_cluster.restart, ["internal_worker"])
     done = await finished(client, job, within=180)
     assert done.state == BatchOperationState.BATCH_OPERATION_STATE_COMPLETED
-    assert (done.complete_operation_count, done.failure_operation_count) == (200, 0)
-    counts = await asyncio.gather(
-        *(events_of(client, w, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED) for w in ids)
-    )
-    assert counts == [1] * 200
+    assert (done.complete_operation_count, done.failure_operation_count) == (1000, 0)
+    counts: list[int] = []
+    for chunk in range(0, len(ids), 50):
+        counts += await asyncio.gather(
+            *(events_of(client, w, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED) for w in ids[chunk:chunk + 50])
+        )
+    assert counts == [1] * 1000
 
 
 async def _is(value: Any, expected: Any) -> bool:

@@ -238,7 +238,7 @@ async def test_client_name_header_reaches_history(endpoint: GrpcEndpoint, histor
 
 async def test_unimplemented_rpc_answers_unimplemented(endpoint: GrpcEndpoint) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as exc:
-        await endpoint.workflow.ListSchedules(wsv1.ListSchedulesRequest(namespace="default"))
+        await endpoint.workflow.ListWorkerDeployments(wsv1.ListWorkerDeploymentsRequest(namespace="default"))
     assert exc.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 

@@ -266,26 +266,25 @@ Index("ix_visibility_workflow_id", executions_visibility.c.namespace_id, executi
 # Partial indexes on the slots that take equality and range predicates: runs without a value cost nothing to
 # write, and a predicate on the slot (strict comparison) implies the index's IS NOT NULL.
 INDEXED_SLOT_COLUMNS = [c for c in CUSTOM_SLOT_COLUMNS if c[:-2] in ("keyword", "int", "double", "datetime")]
-for _slot in INDEXED_SLOT_COLUMNS:
-    _where = text(f"{_slot} IS NOT NULL AND {VISIBILITY_SCOPE}")
-    Index(
-        f"ix_visibility_{_slot}",
-        executions_visibility.c.namespace_id,
-        executions_visibility.c[_slot],
-        sqlite_where=_where,
-        postgresql_where=_where,
-    )
 # The predefined Keyword and Datetime columns the same way (most runs have none of them).
 INDEXED_PREDEFINED_COLUMNS = [c for c, k in PREDEFINED_COLUMNS.values() if k in ("keyword", "datetime")]
-for _column in INDEXED_PREDEFINED_COLUMNS:
-    _where = text(f"{_column} IS NOT NULL")
+
+
+def _partial_index(column: str, where: str) -> None:
+    clause = text(where)
     Index(
-        f"ix_visibility_{_column}",
+        f"ix_visibility_{column}",
         executions_visibility.c.namespace_id,
-        executions_visibility.c[_column],
-        sqlite_where=_where,
-        postgresql_where=_where,
+        executions_visibility.c[column],
+        sqlite_where=clause,
+        postgresql_where=clause,
     )
+
+
+for _slot in INDEXED_SLOT_COLUMNS:
+    _partial_index(_slot, f"{_slot} IS NOT NULL AND {VISIBILITY_SCOPE}")
+for _column in INDEXED_PREDEFINED_COLUMNS:
+    _partial_index(_column, f"{_column} IS NOT NULL")
 # PostgreSQL only (migration 0003): GIN indexes on the Text and KeywordList slots as arrays of their words/items,
 # the expression the PostgreSQL predicates use (``pg_array_expression`` in visibility_query.py). Alembic cannot
 # compare expression indexes on SQLite, where they do not exist; tests/persistence/test_visibility_indexes.py

@@ -19,6 +19,7 @@ from temporalio.api.taskqueue.v1 import message_pb2 as tq
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv
 
 from server.common.errors import InvalidArgument, ResourceExhausted
+from server.common.payloads import json_payload, proto_payloads
 from server.common.system_workflows import (
     BATCH_EXECUTIONS_MEMO,
     BATCH_NAMESPACE_DIVISION,
@@ -50,10 +51,6 @@ _GO_ONEOF = {
     "terminate_activities_operation": "TerminateActivitiesOperation",
     "delete_activities_operation": "DeleteActivitiesOperation",
 }
-
-
-def _json(value: Any) -> common.Payload:
-    return common.Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(value).encode())
 
 
 def _decode(payload: common.Payload | None, default: Any) -> Any:
@@ -149,27 +146,23 @@ class BatchHandlers(HandlerBase):
         batch_type, memo_type = BATCH_TYPES[op]
         job = batch_pb2.BatchOperationInput(request=request, namespace_id=entry.id, batch_type=batch_type)  # type: ignore[arg-type]
         identity = getattr(request, op).identity
-        memo = common.Memo(fields={BATCH_TYPE_MEMO: _json(memo_type), BATCH_REASON_MEMO: _json(request.reason)})
+        memo = common.Memo(fields={BATCH_TYPE_MEMO: json_payload(memo_type), BATCH_REASON_MEMO: json_payload(request.reason)})
         if request.visibility_query:
-            memo.fields[BATCH_QUERY_MEMO].CopyFrom(_json(request.visibility_query))
+            memo.fields[BATCH_QUERY_MEMO].CopyFrom(json_payload(request.visibility_query))
         targets = [{"type": "EXECUTION_TYPE_WORKFLOW", "businessId": e.workflow_id, "runId": e.run_id}
                    for e in request.executions]  # fmt: skip
         targets += [{"type": "EXECUTION_TYPE_WORKFLOW", "businessId": e.business_id, "runId": e.run_id}
                     for e in request.target_executions]  # fmt: skip
         if targets:
-            memo.fields[BATCH_EXECUTIONS_MEMO].CopyFrom(_json(targets))
+            memo.fields[BATCH_EXECUTIONS_MEMO].CopyFrom(json_payload(targets))
         attributes = common.SearchAttributes(indexed_fields={
-            "BatcherUser": _json(identity), "TemporalNamespaceDivision": _json(BATCH_NAMESPACE_DIVISION),
+            "BatcherUser": json_payload(identity), "TemporalNamespaceDivision": json_payload(BATCH_NAMESPACE_DIVISION),
         })  # fmt: skip
-        payload = common.Payload(
-            metadata={"encoding": b"json/protobuf", "messageType": job.DESCRIPTOR.full_name.encode()},
-            data=_proto_json(job),
-        )
         await self.StartWorkflowExecution(  # type: ignore[attr-defined]
             wsv.StartWorkflowExecutionRequest(
                 namespace=request.namespace, workflow_id=request.job_id,
                 workflow_type=common.WorkflowType(name=BATCH_WORKFLOW_TYPE),
-                task_queue=tq.TaskQueue(name=PER_NAMESPACE_TASK_QUEUE), input=common.Payloads(payloads=[payload]),
+                task_queue=tq.TaskQueue(name=PER_NAMESPACE_TASK_QUEUE), input=proto_payloads(job),
                 identity=identity, request_id=str(uuid.uuid4()),
                 workflow_id_conflict_policy=wf_enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
                 workflow_id_reuse_policy=wf_enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
@@ -257,11 +250,3 @@ class BatchHandlers(HandlerBase):
             ))  # fmt: skip
         return resp
 
-
-def _proto_json(message: Any) -> bytes:
-    from google.protobuf import json_format
-
-    try:
-        return json_format.MessageToJson(message, indent=None).encode()
-    except (json_format.SerializeToJsonError, ValueError) as err:
-        raise InvalidArgument(f"invalid request: {err}") from None

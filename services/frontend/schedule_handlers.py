@@ -19,6 +19,7 @@ from temporalio.api.taskqueue.v1 import message_pb2 as tq
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv
 
 from server.common.errors import AlreadyExists, InvalidArgument, NotFound, ServiceError
+from server.common.payloads import json_payload, proto_payloads
 from server.common.search_attribute_catalogue import validate_search_attributes
 from server.common.system_workflows import (
     PER_NAMESPACE_TASK_QUEUE,
@@ -56,18 +57,6 @@ def token_bytes(token: int) -> bytes:
 
 def token_value(raw: bytes) -> int:
     return int(struct.unpack(">Q", raw[:8])[0]) if len(raw) >= 8 else 0
-
-
-def proto_payloads(message: Any) -> common.Payloads:
-    """json/protobuf, as the SDKs' proto converter encodes. A message JSON cannot represent (a timestamp outside
-    years 1-9999, say) is bad input."""
-    try:
-        data = json_format.MessageToJson(message, indent=None).encode()
-    except (json_format.SerializeToJsonError, ValueError) as err:
-        raise InvalidArgument(f"invalid request: {err}") from None
-    return common.Payloads(payloads=[common.Payload(
-        metadata={"encoding": b"json/protobuf", "messageType": message.DESCRIPTOR.full_name.encode()}, data=data,
-    )])  # fmt: skip
 
 
 def _decode(payloads: common.Payloads, message: Any) -> Any:
@@ -163,9 +152,7 @@ class ScheduleHandlers(HandlerBase):
         args.create_time.FromDatetime(datetime.now(UTC))
         attributes = common.SearchAttributes()
         attributes.CopyFrom(request.search_attributes)
-        attributes.indexed_fields["TemporalNamespaceDivision"].CopyFrom(common.Payload(
-            metadata={"encoding": b"json/plain"}, data=f'"{SCHEDULER_NAMESPACE_DIVISION}"'.encode(),
-        ))  # fmt: skip
+        attributes.indexed_fields["TemporalNamespaceDivision"].CopyFrom(json_payload(SCHEDULER_NAMESPACE_DIVISION))
         memo = common.Memo()
         memo.CopyFrom(request.memo)
         memo.fields[SCHEDULER_MEMO_INFO].CopyFrom(common.Payload(

@@ -10,7 +10,7 @@ from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.enums.v1 import event_type_pb2
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv
 
-from server.common.errors import InvalidArgument, NotFound, ServiceError
+from server.common.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
 from server.gen.durata.internal.batch.v1 import batch_pb2
 
 ET = event_type_pb2.EventType
@@ -55,8 +55,6 @@ def is_done(err: ServiceError) -> bool:
 
 def is_retryable(err: ServiceError) -> bool:
     """Bad input and refused preconditions will not change by retrying; the rest (unavailable, busy) may."""
-    from server.common.errors import FailedPrecondition
-
     return not isinstance(err, InvalidArgument | FailedPrecondition)
 
 

@@ -22,6 +22,8 @@ from temporalio.api.failure.v1 import message_pb2 as failure_pb
 from temporalio.api.workflow.v1 import message_pb2 as workflow_pb
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv
 
+from server.common.payloads import json_payload
+
 SCHEDULED_BY_ID = "TemporalScheduledById"
 SCHEDULED_START_TIME = "TemporalScheduledStartTime"
 CANCEL_REASON = "cancelled by schedule overlap policy"
@@ -47,13 +49,6 @@ def scheduled_workflow_id(base: str, nominal: datetime) -> str:
 def derived_request_id(*parts: str) -> str:
     """A request id that is the same on every replay of the same decision, so a retried start is a no-op."""
     return str(uuid.uuid5(_REQUEST_ID_NAMESPACE, "\x1f".join(parts)))
-
-
-def json_payload(value: str) -> common.Payload:
-    """A search attribute value as Temporal's server encodes it (json/plain)."""
-    import json
-
-    return common.Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(value).encode())
 
 
 def identity(namespace: str, schedule_id: str) -> str:

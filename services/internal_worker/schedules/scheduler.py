@@ -24,6 +24,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv
 from server.common.errors import InvalidArgument
 from server.gen.durata.internal.schedule.v1 import schedule_pb2
 
+from . import listing
 from .actions import (
     MANUAL_START_TIMEOUT,
     MAX_START_TIMEOUT,
@@ -40,6 +41,7 @@ from .actions import (
     scheduled_workflow_id,
 )
 from .buffer import ALLOW_ALL, UNSPECIFIED, BufferedStart, process_buffer, resolve_policy
+from .listing import FUTURE_ACTION_COUNT_FOR_LIST
 from .spec import CompiledSpec, ComputeLimitExceeded, NextTime, compile_spec, describe_form, jitter_seed
 from .state import Backfill, CoreState, InFlight, copy_proto, ts_time, utc
 
@@ -52,9 +54,6 @@ MAX_BUFFER_SIZE = 1000
 BACKFILLS_PER_PASS = 10
 FUTURE_ACTION_COUNT = 10
 RECENT_ACTION_COUNT = 10
-FUTURE_ACTION_COUNT_FOR_LIST = 5
-RECENT_ACTION_COUNT_FOR_LIST = 5
-SPEC_FIELD_LIMIT_FOR_LIST = 10
 ALLOW_ALL_BACKFILL_PAUSE = timedelta(seconds=1)
 # Passes before the core asks for a continue-as-new on its own (the wrapper may also pass the server's hint).
 PASSES_BEFORE_CONTINUE_AS_NEW = 250
@@ -561,32 +560,12 @@ class Scheduler:
 
     def list_info(self, now: datetime) -> sched.ScheduleListInfo:
         """What the scheduler workflow keeps in its ScheduleInfo memo for ListSchedules."""
-        spec = sched.ScheduleSpec()
-        spec.CopyFrom(self.schedule.spec)
-        spec.ClearField("timezone_data")
-        for field in (spec.structured_calendar, spec.interval, spec.exclude_structured_calendar):
-            del field[SPEC_FIELD_LIMIT_FOR_LIST:]
-        out = sched.ScheduleListInfo(
-            spec=spec, notes=self.schedule.state.notes, paused=self.schedule.state.paused,
-            recent_actions=list(self.info.recent_actions)[-RECENT_ACTION_COUNT_FOR_LIST:],
-        )  # fmt: skip
-        if self.schedule.action.start_workflow.HasField("workflow_type"):
-            out.workflow_type.CopyFrom(self.schedule.action.start_workflow.workflow_type)
-        for t in self._future_action_times(FUTURE_ACTION_COUNT_FOR_LIST):
-            out.future_action_times.add().FromDatetime(t)
-        return out
+        return listing.list_info(self.schedule, self.info, self._future_action_times(FUTURE_ACTION_COUNT_FOR_LIST))
 
     def list_matching_times(
         self, request: wsv.ListScheduleMatchingTimesRequest
     ) -> wsv.ListScheduleMatchingTimesResponse:
-        if not request.HasField("start_time") or not request.HasField("end_time"):
-            raise InvalidArgument("missing or invalid query")
-        if self._spec is None:
-            raise InvalidArgument(f"invalid schedule: {self.info.invalid_schedule_error}")
-        out = wsv.ListScheduleMatchingTimesResponse()
-        for t in self._spec.matching_times(ts_time(request.start_time), ts_time(request.end_time)):
-            out.start_time.add().FromDatetime(t)
-        return out
+        return listing.matching_times(self._spec, self.info.invalid_schedule_error, request)
 
     # ------------------------------------------------------------ state across continue-as-new
 

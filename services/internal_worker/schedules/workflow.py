@@ -16,7 +16,7 @@ from typing import Any
 
 from durata import workflow
 from durata.common import RetryPolicy
-from durata.exceptions import ActivityError, ApplicationError
+from durata.exceptions import ActivityError
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.schedule.v1 import message_pb2 as sched
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv
@@ -42,11 +42,6 @@ _SERVER_ATTRIBUTES = frozenset({"TemporalNamespaceDivision", "TemporalSchedulePa
 _RPC = timedelta(seconds=12)
 _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                      maximum_interval=timedelta(seconds=60))  # fmt: skip
-
-
-def _failure_type(err: BaseException) -> str:
-    cause = err.__cause__ if isinstance(err, ActivityError) else err
-    return getattr(cause, "type", "") or ""
 
 
 @workflow.defn(name=SCHEDULER_WORKFLOW_TYPE)
@@ -207,5 +202,3 @@ class SchedulerWorkflow:
         if values:
             workflow.upsert_search_attributes(values)
 
-
-__all__ = ["ApplicationError", "SchedulerWorkflow"]
